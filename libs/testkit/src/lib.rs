@@ -1,0 +1,92 @@
+//! Helpers for Minute's tests: unique names so tests run in parallel against shared real
+//! servers, the addresses of those servers (RabbitMQ, Redis, the MongoDB-wire server that
+//! `scripts/test` starts), and broker control for fault tests.
+//!
+//! Every address comes from the environment `scripts/test` sets, with the machine's
+//! defaults; a test that needs MongoDB and finds no URI fails with a message saying how to
+//! get one rather than skipping.
+#![warn(missing_docs)]
+
+use std::process::Command;
+
+/// A name unique to this test run: `<prefix>-<12 hex>`.
+pub fn unique(prefix: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}-{}", &id[..12])
+}
+
+/// A bus namespace unique to one test (`t-<12 hex>.`).
+pub fn unique_namespace() -> String {
+    format!("{}.", unique("t"))
+}
+
+/// RabbitMQ URL: `TEST_AMQP_URL` or the machine's broker on 127.0.0.1:5672.
+pub fn amqp_url() -> String {
+    std::env::var("TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// Redis URL: `TEST_REDIS_URL` or the machine's Redis on 127.0.0.1:6379.
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// The MongoDB-wire server's URI from `TEST_MONGODB_URI`.
+///
+/// # Panics
+/// When unset: run the tests with `scripts/test`, which installs and starts the server.
+pub fn mongodb_uri() -> String {
+    match std::env::var("TEST_MONGODB_URI") {
+        Ok(uri) if !uri.is_empty() => uri,
+        _ => panic!(
+            "TEST_MONGODB_URI is not set: run the tests with scripts/test, which installs and \
+             starts the MongoDB-wire server (see ../shared/mongodb-standin.md), or start one \
+             and export TEST_MONGODB_URI=mongodb://127.0.0.1:<port>/?retryWrites=false"
+        ),
+    }
+}
+
+/// A database name unique to one test.
+pub fn unique_database(service: &str) -> String {
+    unique(&format!("t_{service}")).replace('-', "_")
+}
+
+/// Connects to the MongoDB-wire server and returns a fresh, uniquely named database.
+pub async fn mongodb_database(service: &str) -> mongodb::Database {
+    let client = mongodb::Client::with_uri_str(mongodb_uri())
+        .await
+        .expect("TEST_MONGODB_URI must be a valid MongoDB URI");
+    client.database(&unique_database(service))
+}
+
+/// Runs `rabbitmqctl <args>` and panics with its output when it fails.
+pub fn rabbitmqctl(args: &[&str]) {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .expect("rabbitmqctl must be on PATH (RabbitMQ is installed on this machine kind)");
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Polls `check` every 50 ms until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: std::time::Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
