@@ -88,9 +88,9 @@ impl Broker {
         self.queues
             .iter()
             .filter(|(_, q)| {
-                q.bindings
-                    .iter()
-                    .any(|b| b.exchange == exchange && topic_matches(&b.routing_key, &message.routing_key))
+                q.bindings.iter().any(|b| {
+                    b.exchange == exchange && topic_matches(&b.routing_key, &message.routing_key)
+                })
             })
             .map(|(name, _)| name.clone())
             .collect()
@@ -142,7 +142,9 @@ impl Broker {
             }
             let Some(idx) = chosen else { break };
             q.round_robin = idx + 1;
-            let Some(stored) = q.ready.pop_front() else { break };
+            let Some(stored) = q.ready.pop_front() else {
+                break;
+            };
             next_tag += 1;
             let tag = next_tag;
             let c = &q.consumers[idx];
@@ -267,7 +269,9 @@ impl EventBus for MemoryBus {
         let mut b = self.lock();
         if matches!(spec.kind, QueueKind::Durable { .. }) {
             let dlq = format!("{name}.dlq");
-            b.queues.entry(dlq).or_insert_with(|| Queue::new(QueueKind::Exclusive, Vec::new()));
+            b.queues
+                .entry(dlq)
+                .or_insert_with(|| Queue::new(QueueKind::Exclusive, Vec::new()));
         }
         let q = b
             .queues

@@ -118,7 +118,10 @@ impl RabbitBus {
     }
 
     fn topology(&self) -> std::sync::MutexGuard<'_, Topology> {
-        self.inner.topology.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner
+            .topology
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     async fn live(&self, timeout: Duration) -> Result<Arc<Live>, BusError> {
@@ -327,7 +330,9 @@ async fn establish(inner: &Inner) -> Result<Arc<Live>, lapin::Error> {
 async fn supervise(inner: std::sync::Weak<Inner>) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let Some(strong) = inner.upgrade() else { return };
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
         let stop = strong.stop.clone();
         if stop.is_cancelled() {
             strong.live.send_replace(None);
@@ -501,8 +506,13 @@ impl EventBus for RabbitBus {
         let (q, ex) = (self.name(queue), self.name(&binding.exchange));
         match self
             .admin(|ch| async move {
-                ch.queue_unbind(ss(&q), ss(&ex), ss(&binding.routing_key), FieldTable::default())
-                    .await
+                ch.queue_unbind(
+                    ss(&q),
+                    ss(&ex),
+                    ss(&binding.routing_key),
+                    FieldTable::default(),
+                )
+                .await
             })
             .await
         {
@@ -532,7 +542,9 @@ impl EventBus for RabbitBus {
         let spec = self.topology().queues.remove(queue);
         self.topology().bindings.retain(|(q, _)| q != queue);
         let name = self.name(queue);
-        let dlq = spec.filter(|s| matches!(s.kind, QueueKind::Durable { .. })).map(|s| self.name(&s.dlq_name()));
+        let dlq = spec
+            .filter(|s| matches!(s.kind, QueueKind::Durable { .. }))
+            .map(|s| self.name(&s.dlq_name()));
         self.admin(|ch| async move {
             ch.queue_delete(ss(&name), QueueDeleteOptions::default())
                 .await?;
@@ -617,7 +629,11 @@ async fn consume_on(
         let headers = table_to_headers(d.properties.headers().as_ref());
         let delivery = Delivery {
             routing_key: d.routing_key.as_str().to_owned(),
-            message_id: d.properties.message_id().as_ref().map(|s| s.as_str().to_owned()),
+            message_id: d
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|s| s.as_str().to_owned()),
             redelivered: d.redelivered || headers.contains_key("x-delivery-count"),
             headers,
             body: d.data,
@@ -647,13 +663,8 @@ impl Acker for RabbitAcker {
                     })
                     .await
             }
-            Outcome::DeadLetter => {
-                self.0
-                    .reject(BasicRejectOptions { requeue: false })
-                    .await
-            }
+            Outcome::DeadLetter => self.0.reject(BasicRejectOptions { requeue: false }).await,
         };
         r.map(|_| ()).map_err(err)
     }
 }
-

@@ -47,8 +47,12 @@ async fn publish_then_consume(bus: Arc<dyn EventBus>) {
     bus.declare_queue(queue("svc.q").bind(EVENTS_EXCHANGE, "a.*"))
         .await
         .expect("declare");
-    bus.publish(EVENTS_EXCHANGE, msg("a.x", "one")).await.expect("publish");
-    bus.publish(EVENTS_EXCHANGE, msg("b.x", "not routed")).await.expect("publish");
+    bus.publish(EVENTS_EXCHANGE, msg("a.x", "one"))
+        .await
+        .expect("publish");
+    bus.publish(EVENTS_EXCHANGE, msg("b.x", "not routed"))
+        .await
+        .expect("publish");
     let mut sub = bus.consume("svc.q", 10).await.expect("consume");
     let (body, d) = next_body(&mut sub).await;
     assert_eq!(body, "one");
@@ -62,7 +66,9 @@ async fn requeue_redelivers(bus: Arc<dyn EventBus>) {
     bus.declare_queue(queue("svc.q").bind(EVENTS_EXCHANGE, "#"))
         .await
         .expect("declare");
-    bus.publish(EVENTS_EXCHANGE, msg("k", "m1")).await.expect("publish");
+    bus.publish(EVENTS_EXCHANGE, msg("k", "m1"))
+        .await
+        .expect("publish");
     let mut sub = bus.consume("svc.q", 1).await.expect("consume");
     let (body, d) = next_body(&mut sub).await;
     assert_eq!(body, "m1");
@@ -77,8 +83,12 @@ async fn dropped_consumer_redelivers(bus: Arc<dyn EventBus>) {
     bus.declare_queue(queue("svc.q").bind(EVENTS_EXCHANGE, "#"))
         .await
         .expect("declare");
-    bus.publish(EVENTS_EXCHANGE, msg("k", "m1")).await.expect("publish");
-    bus.publish(EVENTS_EXCHANGE, msg("k", "m2")).await.expect("publish");
+    bus.publish(EVENTS_EXCHANGE, msg("k", "m1"))
+        .await
+        .expect("publish");
+    bus.publish(EVENTS_EXCHANGE, msg("k", "m2"))
+        .await
+        .expect("publish");
     {
         let mut sub = bus.consume("svc.q", 10).await.expect("consume");
         let (body, _unacked) = next_body(&mut sub).await;
@@ -97,11 +107,19 @@ async fn dropped_consumer_redelivers(bus: Arc<dyn EventBus>) {
 }
 
 async fn dead_letters_after_limit(bus: Arc<dyn EventBus>) {
-    bus.declare_queue(queue("svc.q").bind(EVENTS_EXCHANGE, "#").max_redeliveries(2))
+    bus.declare_queue(
+        queue("svc.q")
+            .bind(EVENTS_EXCHANGE, "#")
+            .max_redeliveries(2),
+    )
+    .await
+    .expect("declare");
+    bus.publish(EVENTS_EXCHANGE, msg("k", "bad"))
         .await
-        .expect("declare");
-    bus.publish(EVENTS_EXCHANGE, msg("k", "bad")).await.expect("publish");
-    bus.publish(EVENTS_EXCHANGE, msg("k", "good")).await.expect("publish");
+        .expect("publish");
+    bus.publish(EVENTS_EXCHANGE, msg("k", "good"))
+        .await
+        .expect("publish");
     let mut sub = bus.consume("svc.q", 1).await.expect("consume");
     let mut bad_seen = 0;
     let mut good_seen = false;
@@ -109,7 +127,10 @@ async fn dead_letters_after_limit(bus: Arc<dyn EventBus>) {
         let (body, d) = next_body(&mut sub).await;
         if body == "bad" {
             bad_seen += 1;
-            assert!(bad_seen <= 3, "delivered more than 1 + max_redeliveries times");
+            assert!(
+                bad_seen <= 3,
+                "delivered more than 1 + max_redeliveries times"
+            );
             d.requeue().await.expect("requeue");
         } else {
             good_seen = true;
@@ -127,7 +148,9 @@ async fn poison_goes_to_dlq_without_blocking(bus: Arc<dyn EventBus>) {
     bus.declare_queue(queue("svc.q").bind(EVENTS_EXCHANGE, "#"))
         .await
         .expect("declare");
-    bus.publish(EVENTS_EXCHANGE, msg("k", "{not json")).await.expect("publish");
+    bus.publish(EVENTS_EXCHANGE, msg("k", "{not json"))
+        .await
+        .expect("publish");
     let good = Envelope::new(SessionRevoked {
         user_id: "u1".into(),
         session_ids: vec!["s1".into()],
@@ -149,7 +172,9 @@ async fn poison_goes_to_dlq_without_blocking(bus: Arc<dyn EventBus>) {
             Ok(())
         }
     }));
-    let got = tokio::time::timeout(WAIT, rx.recv()).await.expect("handled");
+    let got = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .expect("handled");
     assert_eq!(got.as_deref(), Some("u1"));
     let mut dlq = bus.consume("svc.q.dlq", 1).await.expect("consume dlq");
     let (body, d) = next_body(&mut dlq).await;
@@ -164,15 +189,21 @@ async fn runtime_bind_and_unbind(bus: Arc<dyn EventBus>) {
         .await
         .expect("declare");
     let mut sub = bus.consume("realtime.r1", 10).await.expect("consume");
-    bus.publish("minute.delivery", msg("conv.c1", "before")).await.expect("publish");
+    bus.publish("minute.delivery", msg("conv.c1", "before"))
+        .await
+        .expect("publish");
     let conv = Binding::new("minute.delivery", "conv.c1");
     bus.bind("realtime.r1", conv.clone()).await.expect("bind");
-    bus.publish("minute.delivery", msg("conv.c1", "bound")).await.expect("publish");
+    bus.publish("minute.delivery", msg("conv.c1", "bound"))
+        .await
+        .expect("publish");
     let (body, d) = next_body(&mut sub).await;
     assert_eq!(body, "bound");
     d.ack().await.expect("ack");
     bus.unbind("realtime.r1", conv).await.expect("unbind");
-    bus.publish("minute.delivery", msg("conv.c1", "after")).await.expect("publish");
+    bus.publish("minute.delivery", msg("conv.c1", "after"))
+        .await
+        .expect("publish");
     assert!(nothing_within(&mut sub, Duration::from_millis(500)).await);
 }
 
@@ -278,14 +309,20 @@ async fn rabbitmq_survives_a_broker_restart() {
     };
     tokio::time::sleep(Duration::from_millis(600)).await;
     minute_testkit::rabbitmqctl(&["stop_app"]);
-    assert!(!bus.is_ready() || {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        !bus.is_ready()
-    });
+    assert!(
+        !bus.is_ready() || {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            !bus.is_ready()
+        }
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     minute_testkit::rabbitmqctl(&["start_app"]);
     let confirmed = publisher.await.expect("publisher");
-    assert!(confirmed.len() >= 250, "most publishes confirmed: {}", confirmed.len());
+    assert!(
+        confirmed.len() >= 250,
+        "most publishes confirmed: {}",
+        confirmed.len()
+    );
 
     let mut received = BTreeSet::new();
     while !confirmed.is_subset(&received) {

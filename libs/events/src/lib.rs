@@ -184,7 +184,10 @@ mod tests {
             MessageCreated::routing_key(),
             "messaging.message.created.v1"
         );
-        assert_eq!(AccountRegistered::routing_key(), "auth.account.registered.v1");
+        assert_eq!(
+            AccountRegistered::routing_key(),
+            "auth.account.registered.v1"
+        );
         assert_eq!(conversation_delivery_key("c1"), "conv.c1");
     }
 

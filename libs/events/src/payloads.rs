@@ -113,7 +113,13 @@ pub struct ConversationCreated {
     /// Creation time.
     pub created_at: DateTime<Utc>,
 }
-event!(ConversationCreated, "conversations", "conversation", "created", 1);
+event!(
+    ConversationCreated,
+    "conversations",
+    "conversation",
+    "created",
+    1
+);
 
 /// `conversations.conversation.updated.v1`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,7 +132,13 @@ pub struct ConversationUpdated {
     /// Version after this change.
     pub version: u64,
 }
-event!(ConversationUpdated, "conversations", "conversation", "updated", 1);
+event!(
+    ConversationUpdated,
+    "conversations",
+    "conversation",
+    "updated",
+    1
+);
 
 /// `conversations.member.added.v1` (also sent when a role changes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,30 @@
+//! Minute's service kit: the mechanisms every role shares, never a business rule.
+//!
+//! - [`config`]: the environment (and `.env`) read once into typed values; a bad value stops
+//!   the process with a message naming the variable ([`config::CommonSettings`]).
+//! - [`telemetry`]: `LOG_LEVEL` as a tracing filter, human or JSON logs.
+//! - [`http`]: serving an axum router with `/healthz` and `/readyz` ([`http::Readiness`]).
+//! - [`shutdown`]: SIGTERM / Ctrl-C as a cancellation token that flows into every task.
+//! - [`error`]: [`ApiError`] and its mapping to the GraphQL error codes of `api.md`.
+//! - [`auth`]: JWT issue/verify (HS256 pinned, `iss`/`aud`/`exp`/`typ` checked), the
+//!   [`auth::Viewer`] every subgraph resolves, and session revocation shared through Redis.
+//! - [`graphql`]: the subgraph HTTP handler that authenticates the caller.
+//! - [`infra`]: the bus, Redis and the authenticator, connected once per process and
+//!   passed into every service (in-process fallbacks for `minute all`).
+//! - [`mongo`] and [`redis`]: pooled connections, index helpers and readiness checks.
+//!
+//! Start at [`config::CommonSettings::from_env`] and [`http::serve`].
+#![warn(missing_docs)]
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod infra;
+pub mod mongo;
+pub mod redis;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use error::{ApiError, ErrorCode, GqlResultExt};

@@ -1,0 +1,88 @@
+//! The subgraph HTTP handler: reads `Authorization`, authenticates the caller once, and
+//! hands the result to resolvers through the request data. Resolvers call [`viewer`].
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Executor};
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+
+use crate::auth::{Authenticator, Viewer};
+use crate::error::ApiError;
+
+/// What the handler found about the caller.
+#[derive(Clone)]
+pub struct Caller(pub Result<Viewer, ApiError>);
+
+/// The W3C `traceparent` of the request, if any.
+#[derive(Clone, Debug)]
+pub struct TraceParent(pub Option<String>);
+
+/// The authenticated viewer, or `UNAUTHENTICATED`.
+pub fn viewer<'a>(ctx: &'a Context<'_>) -> async_graphql::Result<&'a Viewer> {
+    match ctx.data_opt::<Caller>() {
+        Some(Caller(Ok(v))) => Ok(v),
+        Some(Caller(Err(e))) => Err(e.clone().into_graphql()),
+        None => Err(ApiError::unauthenticated("authentication required").into_graphql()),
+    }
+}
+
+/// The request's trace context.
+pub fn traceparent(ctx: &Context<'_>) -> Option<String> {
+    ctx.data_opt::<TraceParent>().and_then(|t| t.0.clone())
+}
+
+/// Shared state of the handler.
+#[derive(Clone)]
+pub struct GraphqlState<E> {
+    /// The schema.
+    pub executor: E,
+    /// Token verification.
+    pub auth: Arc<Authenticator>,
+}
+
+/// Authenticates the request and executes it.
+pub async fn handler<E: Executor>(
+    State(state): State<GraphqlState<E>>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> GraphQLResponse {
+    let caller = match headers
+        .get(axum::http::header::AUTHORIZATION)
+        .map(|v| v.to_str())
+    {
+        None => Caller(Err(ApiError::unauthenticated("authentication required"))),
+        Some(Err(_)) => Caller(Err(ApiError::unauthenticated(
+            "malformed Authorization header",
+        ))),
+        Some(Ok(v)) => Caller(state.auth.header(v).await),
+    };
+    let traceparent = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let request = request
+        .into_inner()
+        .data(caller)
+        .data(TraceParent(traceparent));
+    state.executor.execute(request).await.into()
+}
+
+/// A router serving `POST /graphql` for `executor`.
+pub fn router<E: Executor>(executor: E, auth: Arc<Authenticator>) -> axum::Router {
+    axum::Router::new()
+        .route("/graphql", post(handler::<E>))
+        .with_state(GraphqlState { executor, auth })
+}
+
+/// Applies Minute's subgraph limits (defence in depth behind the gateway's).
+pub fn limits<Q, M, S>(
+    builder: async_graphql::SchemaBuilder<Q, M, S>,
+) -> async_graphql::SchemaBuilder<Q, M, S> {
+    builder
+        .limit_depth(16)
+        .limit_complexity(5_000)
+        .limit_recursive_depth(32)
+}

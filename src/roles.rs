@@ -1,0 +1,162 @@
+//! Starting roles: the shared infrastructure from the environment, each service's
+//! settings and `App`, and the shutdown token that stops them.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use anyhow::Context;
+use minute_kit::config::{CommonSettings, Env, JwtSettings};
+use minute_kit::infra::{Infra, InfraOptions};
+use minute_kit::shutdown::{self, CancellationToken, DRAIN_DEADLINE};
+
+use crate::Role;
+
+type RoleFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
+
+/// Runs `role` until SIGTERM / Ctrl-C, then drains within [`DRAIN_DEADLINE`].
+pub(crate) async fn run(role: Role, env: Env) -> anyhow::Result<()> {
+    let common = CommonSettings::from_env(&env, 8080).context("configuration")?;
+    minute_kit::telemetry::init(&common);
+    let stop = shutdown::on_signal();
+    let work = start(role, env, common, stop.clone());
+    tokio::pin!(work);
+    tokio::select! {
+        r = &mut work => r,
+        _ = stop.cancelled() => {
+            match tokio::time::timeout(DRAIN_DEADLINE, work).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!("drain deadline passed; exiting");
+                    Ok(())
+                }
+            }
+        }
+    }
+}
+
+async fn start(
+    role: Role,
+    env: Env,
+    common: CommonSettings,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    tracing::info!(?role, "starting");
+    let dev_secret = match role {
+        Role::All => Some(dev_jwt_secret(&data_dir(&env), &env)?),
+        _ => None,
+    };
+    let jwt = JwtSettings::from_env(&env, dev_secret).context("configuration")?;
+    let infra = Infra::connect(InfraOptions::from_settings(&common), jwt, stop.clone()).await?;
+    match role {
+        Role::Auth => auth(env, infra).await,
+        Role::Users => users(env, infra).await,
+        Role::Conversations => conversations(env, infra).await,
+        Role::Messaging => messaging(env, infra).await,
+        Role::Realtime => realtime(env, infra).await,
+        Role::Gateway => gateway(env, infra).await,
+        Role::All => all(env, infra).await,
+    }
+}
+
+macro_rules! service_role {
+    ($fn:ident, $krate:ident) => {
+        fn $fn(env: Env, infra: Infra) -> RoleFuture {
+            Box::pin(async move {
+                let settings = $krate::Settings::from_env(&env)
+                    .context(concat!("configuration of ", stringify!($fn)))?;
+                let stop = infra.stop.clone();
+                let app = $krate::App::build(settings, infra).await?;
+                tracing::info!(port = app.port(), concat!(stringify!($fn), " listening"));
+                app.run_until_stopped(stop).await
+            })
+        }
+    };
+}
+
+service_role!(auth, minute_auth);
+service_role!(users, minute_users);
+service_role!(conversations, minute_conversations);
+service_role!(messaging, minute_messaging);
+service_role!(realtime, minute_realtime);
+
+fn gateway(env: Env, infra: Infra) -> RoleFuture {
+    Box::pin(async move {
+        // The federation gateway is its own issue; until it lands the role serves health.
+        let common = CommonSettings::from_env(&env, 8080)?;
+        let listener = minute_kit::http::bind(&common.host, common.port).await?;
+        tracing::info!(port = common.port, "gateway listening (health only)");
+        let router = minute_kit::http::health_routes(infra.readiness.clone());
+        minute_kit::http::serve(listener, router, infra.stop.clone()).await?;
+        Ok(())
+    })
+}
+
+/// Every service on an internal loopback port, sharing one infrastructure, and the public
+/// port for the edge.
+async fn all(env: Env, infra: Infra) -> anyhow::Result<()> {
+    let mut internal = env.clone();
+    internal.set("HOST", "127.0.0.1");
+    internal.set("PORT", "0");
+    let roles = [auth, users, conversations, messaging, realtime];
+    let mut handles: Vec<_> = roles
+        .iter()
+        .map(|role| tokio::spawn(role(internal.clone(), infra.clone())))
+        .collect();
+    handles.push(tokio::spawn(gateway(env, infra.clone())));
+    let mut first_error = None;
+    for h in handles {
+        let result = h
+            .await
+            .unwrap_or_else(|e| Err(anyhow::anyhow!("a role panicked: {e}")));
+        if let Err(e) = result {
+            infra.stop.cancel();
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// `MINUTE_DATA_DIR`, default `./data`.
+fn data_dir(env: &Env) -> PathBuf {
+    PathBuf::from(env.get("MINUTE_DATA_DIR").unwrap_or("./data"))
+}
+
+/// In all-in-one mode without `JWT_SECRET`: a random secret generated once and kept in the
+/// data dir, so tokens survive restarts. `JWT_SECRET` in the environment wins.
+fn dev_jwt_secret(dir: &Path, env: &Env) -> anyhow::Result<Vec<u8>> {
+    if env.get("JWT_SECRET").is_some() {
+        return Ok(Vec::new());
+    }
+    let path = dir.join("jwt_secret");
+    if let Ok(s) = std::fs::read_to_string(&path)
+        && s.trim().len() >= minute_kit::config::MIN_SECRET_BYTES
+    {
+        tracing::warn!(path = %path.display(), "JWT_SECRET is unset; using the generated dev secret");
+        return Ok(s.trim().as_bytes().to_vec());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("MINUTE_DATA_DIR {}", dir.display()))?;
+    let secret: String = rand::Rng::sample_iter(rand::rng(), &rand::distr::Alphanumeric)
+        .take(48)
+        .map(char::from)
+        .collect();
+    write_private(&path, &secret)?;
+    tracing::warn!(path = %path.display(), "JWT_SECRET is unset; generated a dev secret and kept it in the data dir");
+    Ok(secret.into_bytes())
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    f.write_all(contents.as_bytes())?;
+    Ok(())
+}
