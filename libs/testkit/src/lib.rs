@@ -121,3 +121,76 @@ pub fn signal(pid: u32, signal: &str) {
         .unwrap_or(false);
     assert!(ok, "kill -{signal} {pid} failed");
 }
+
+/// A GraphQL-over-HTTP client as a real client uses it: `POST <url>` with a JSON body and,
+/// when logged in, `Authorization: Bearer <token>`.
+#[derive(Clone, Debug)]
+pub struct GraphqlClient {
+    http: reqwest::Client,
+    url: String,
+    token: Option<String>,
+}
+
+impl GraphqlClient {
+    /// A client for `http://127.0.0.1:<port>/graphql`.
+    pub fn new(port: u16) -> Self {
+        Self::with_url(format!("http://127.0.0.1:{port}/graphql"))
+    }
+
+    /// A client for any GraphQL URL.
+    pub fn with_url(url: impl Into<String>) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            url: url.into(),
+            token: None,
+        }
+    }
+
+    /// The same client acting with `token`.
+    pub fn with_token(&self, token: impl Into<String>) -> Self {
+        Self {
+            token: Some(token.into()),
+            ..self.clone()
+        }
+    }
+
+    /// The bearer token, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Sends a query; returns the whole response body (`data` and `errors`).
+    pub async fn raw(&self, query: &str, variables: serde_json::Value) -> serde_json::Value {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .timeout(std::time::Duration::from_secs(30))
+            .json(&serde_json::json!({"query": query, "variables": variables}));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.expect("the GraphQL endpoint answers");
+        let text = resp.text().await.expect("a body");
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("a JSON response, got: {text}"))
+    }
+
+    /// Sends a query and returns `data`, panicking with the errors if there are any.
+    pub async fn ok(&self, query: &str, variables: serde_json::Value) -> serde_json::Value {
+        let body = self.raw(query, variables).await;
+        assert!(
+            body.get("errors")
+                .is_none_or(|e| e.as_array().is_some_and(Vec::is_empty)),
+            "unexpected GraphQL errors: {body}"
+        );
+        body["data"].clone()
+    }
+
+    /// Sends a query that must fail; returns the first error's `extensions.code`.
+    pub async fn error_code(&self, query: &str, variables: serde_json::Value) -> String {
+        let body = self.raw(query, variables).await;
+        body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("an error with extensions.code, got: {body}"))
+            .to_owned()
+    }
+}
