@@ -32,6 +32,8 @@ pub(crate) enum Role {
     Realtime,
     /// The federation gateway: one `/graphql` over the subgraphs.
     Gateway,
+    /// Probe `/healthz` of the minute on `PORT` (the container HEALTHCHECK; no shell needed).
+    Healthcheck,
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,11 +49,37 @@ fn main() -> std::process::ExitCode {
         }
     };
     let env = minute_kit::config::Env::load();
+    if cli.role == Some(Role::Healthcheck) {
+        return healthcheck(&env);
+    }
     match runtime.block_on(roles::run(cli.role.unwrap_or(Role::All), env)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("minute: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Exit 0 when `GET http://127.0.0.1:$PORT/healthz` answers 200 within 2 s.
+fn healthcheck(env: &minute_kit::config::Env) -> std::process::ExitCode {
+    use std::io::{Read, Write};
+    let port = env
+        .get("PORT")
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or(8080);
+    let probe = || -> std::io::Result<bool> {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let timeout = std::time::Duration::from_secs(2);
+        let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+        s.set_read_timeout(Some(timeout))?;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")?;
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head)?;
+        Ok(head.starts_with(b"HTTP/1.1 200"))
+    };
+    match probe() {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        _ => std::process::ExitCode::FAILURE,
     }
 }
