@@ -1,22 +1,99 @@
-//! The conversations service's settings, read once at start.
+//! The conversations service's settings, read once at start (the only module that reads
+//! the environment).
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use minute_kit::config::{CommonSettings, ConfigError, Env};
+use minute_kit::mongo::MongoSettings;
 
 /// Default port of `minute conversations`.
 pub const DEFAULT_PORT: u16 = 8084;
+
+/// Default upper bound of a group's members (`CONVERSATIONS_MAX_GROUP_MEMBERS`).
+pub const DEFAULT_MAX_GROUP_MEMBERS: usize = 10_000;
+
+/// Where conversations are stored.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// MongoDB (`DATABASE_URL` / `CONVERSATIONS_DATABASE_URL`).
+    Mongo(MongoSettings),
+    /// Embedded SQLite file (`$MINUTE_DATA_DIR/conversations.sqlite3`).
+    Embedded(PathBuf),
+}
 
 /// Settings of the conversations service.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Port, log level, URLs.
     pub common: CommonSettings,
+    /// The store.
+    pub storage: Storage,
+    /// `USERS_URL`: the users service, asked when the local users replica does not know an
+    /// id yet (read-your-writes). `None`: the replica is the only source.
+    pub users_url: Option<String>,
+    /// `CONVERSATIONS_MAX_GROUP_MEMBERS` (default 10,000), owner included.
+    pub max_group_members: usize,
+    /// `CONVERSATIONS_OUTBOX_INTERVAL_MS` (default 1,000): how often the outbox relay looks
+    /// for unsent events besides being woken after each write.
+    pub outbox_interval: Duration,
 }
 
 impl Settings {
     /// Reads the environment.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let storage = match MongoSettings::from_env(env, "conversations")? {
+            Some(m) => Storage::Mongo(m),
+            None => {
+                let dir = env.get("MINUTE_DATA_DIR").unwrap_or("./data");
+                Storage::Embedded(PathBuf::from(dir).join("conversations.sqlite3"))
+            }
+        };
+        let max_group_members: usize = env.or(
+            "CONVERSATIONS_MAX_GROUP_MEMBERS",
+            DEFAULT_MAX_GROUP_MEMBERS,
+            "a number of members >= 2",
+        )?;
+        if max_group_members < 2 {
+            return Err(ConfigError {
+                var: "CONVERSATIONS_MAX_GROUP_MEMBERS".into(),
+                expected: "a number of members >= 2".into(),
+                found: Some(max_group_members.to_string()),
+            });
+        }
+        let interval_ms: u64 = env.or(
+            "CONVERSATIONS_OUTBOX_INTERVAL_MS",
+            1_000,
+            "a number of milliseconds",
+        )?;
         Ok(Self {
             common: CommonSettings::from_env(env, DEFAULT_PORT)?,
+            storage,
+            users_url: env
+                .url("USERS_URL", &["http", "https"])?
+                .map(|u| u.trim_end_matches('/').to_owned()),
+            max_group_members,
+            outbox_interval: Duration::from_millis(interval_ms.max(10)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_bad_values() {
+        let s = Settings::from_env(&Env::from_pairs([("MINUTE_DATA_DIR", "/tmp/x")])).unwrap();
+        assert_eq!(s.max_group_members, DEFAULT_MAX_GROUP_MEMBERS);
+        assert!(
+            matches!(s.storage, Storage::Embedded(ref p) if p.ends_with("conversations.sqlite3"))
+        );
+        assert!(s.users_url.is_none());
+        let e = Settings::from_env(&Env::from_pairs([("CONVERSATIONS_MAX_GROUP_MEMBERS", "1")]))
+            .unwrap_err();
+        assert_eq!(e.var, "CONVERSATIONS_MAX_GROUP_MEMBERS");
+        let e = Settings::from_env(&Env::from_pairs([("USERS_URL", "ftp://x")])).unwrap_err();
+        assert_eq!(e.var, "USERS_URL");
     }
 }

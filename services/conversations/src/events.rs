@@ -1,0 +1,294 @@
+//! What the conversations service publishes and consumes.
+//!
+//! Publishes, through the outbox (written with the change, relayed by [`Relay`]):
+//! `conversations.conversation.created.v1` (all initial members),
+//! `conversations.conversation.updated.v1` (title), `conversations.member.added.v1` (new
+//! members, and role changes) and `conversations.member.removed.v1` (one per removed
+//! user). Each carries the conversation's `version` after the change. Every event goes to
+//! `minute.events` (its routing key) and to `minute.delivery` with `conv.<id>`, plus
+//! `user.<id>` for every added or removed user (so a removed user still hears of it).
+//!
+//! Consumes (durable queues, idempotent by event id through a processed-events record
+//! written in the same transaction as the effect):
+//! - `conversations.activity` <- `messaging.message.created.v1`: last activity, which
+//!   orders `conversations`.
+//! - `conversations.users` <- `auth.account.registered.v1`: the local replica of which
+//!   users exist, used to refuse unknown ids.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use minute_bus::{
+    DELIVERY_EXCHANGE, EVENTS_EXCHANGE, EventBus, HandlerError, Message, QueueSpec, handle_events,
+};
+use minute_events::{
+    AccountRegistered, ConversationCreated, ConversationUpdated, Envelope, Event, MemberAdded,
+    MemberRef, MemberRemoved, MessageCreated, RawEnvelope, conversation_delivery_key,
+    user_delivery_key,
+};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{
+    Change, Conversation, ConversationId, Kind, KnownUser, Member, NewConversation, Role, UserId,
+};
+use crate::store::{OutboxEvent, Store};
+
+/// Queue fed by `messaging.message.created.v1`.
+pub const ACTIVITY_QUEUE: &str = "conversations.activity";
+/// Queue fed by `auth.account.registered.v1`.
+pub const USERS_QUEUE: &str = "conversations.users";
+
+fn kind(k: Kind) -> minute_events::ConversationKind {
+    match k {
+        Kind::Direct => minute_events::ConversationKind::Direct,
+        Kind::Group => minute_events::ConversationKind::Group,
+    }
+}
+
+fn role(r: Role) -> minute_events::MemberRole {
+    match r {
+        Role::Owner => minute_events::MemberRole::Owner,
+        Role::Admin => minute_events::MemberRole::Admin,
+        Role::Member => minute_events::MemberRole::Member,
+    }
+}
+
+fn member_ref(m: &Member) -> MemberRef {
+    MemberRef {
+        user_id: m.user_id.to_string(),
+        role: role(m.role),
+    }
+}
+
+fn outbox<T: Event>(
+    data: T,
+    conversation: &ConversationId,
+    users: impl Iterator<Item = String>,
+    traceparent: Option<&str>,
+) -> OutboxEvent {
+    let env = Envelope::new(data).with_traceparent(traceparent.map(str::to_owned));
+    let mut delivery_keys = vec![conversation_delivery_key(conversation.as_str())];
+    delivery_keys.extend(users.map(|u| user_delivery_key(&u)));
+    OutboxEvent {
+        id: env.id.to_string(),
+        routing_key: env.routing_key(),
+        delivery_keys,
+        body: String::from_utf8(env.to_bytes()).unwrap_or_default(),
+        traceparent: env.traceparent.clone(),
+    }
+}
+
+/// The event of a new conversation.
+pub fn created(new: &NewConversation, traceparent: Option<&str>) -> Vec<OutboxEvent> {
+    let c = &new.conversation;
+    let data = ConversationCreated {
+        conversation_id: c.id.to_string(),
+        kind: kind(c.kind),
+        title: c.title.clone(),
+        members: new.members.iter().map(member_ref).collect(),
+        version: c.version,
+        created_at: c.created_at,
+    };
+    let users = new.members.iter().map(|m| m.user_id.to_string());
+    vec![outbox(data, &c.id, users, traceparent)]
+}
+
+/// The events of a change to `conv`.
+pub fn changed(
+    conv: &Conversation,
+    change: &Change,
+    traceparent: Option<&str>,
+) -> Vec<OutboxEvent> {
+    let version = change.new_version();
+    let mut out = Vec::new();
+    if let Some(t) = &change.title {
+        let data = ConversationUpdated {
+            conversation_id: conv.id.to_string(),
+            title: Some(t.as_str().to_owned()),
+            version,
+        };
+        out.push(outbox(data, &conv.id, std::iter::empty(), traceparent));
+    }
+    let mut added: Vec<MemberRef> = change.add.iter().map(member_ref).collect();
+    added.extend(change.set_roles.iter().map(|(u, r)| MemberRef {
+        user_id: u.to_string(),
+        role: role(*r),
+    }));
+    if !added.is_empty() {
+        let users: Vec<String> = added.iter().map(|m| m.user_id.clone()).collect();
+        let data = MemberAdded {
+            conversation_id: conv.id.to_string(),
+            kind: kind(conv.kind),
+            members: added,
+            version,
+        };
+        out.push(outbox(data, &conv.id, users.into_iter(), traceparent));
+    }
+    for u in &change.remove {
+        let data = MemberRemoved {
+            conversation_id: conv.id.to_string(),
+            user_id: u.to_string(),
+            version,
+        };
+        out.push(outbox(
+            data,
+            &conv.id,
+            std::iter::once(u.to_string()),
+            traceparent,
+        ));
+    }
+    out
+}
+
+/// Publishes the outbox: at start, every `interval`, and whenever [`Relay::waker`] is
+/// notified after a write. At-least-once: an event is deleted only after every publish of
+/// it was confirmed; two replicas may both publish one (consumers dedupe by event id).
+pub struct Relay {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn EventBus>,
+    wake: Arc<Notify>,
+    interval: Duration,
+}
+
+/// Publishes of one event's deliveries in flight at once.
+const DELIVERY_CONCURRENCY: usize = 64;
+
+impl Relay {
+    /// A relay over `store` and `bus`.
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>, interval: Duration) -> Self {
+        Self {
+            store,
+            bus,
+            wake: Arc::new(Notify::new()),
+            interval,
+        }
+    }
+
+    /// Notify it after writing to the outbox.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    /// Runs until `stop`.
+    pub async fn run(self, stop: CancellationToken) {
+        loop {
+            if let Err(e) = self.drain().await {
+                tracing::warn!(error = %e, "outbox relay: publishing failed; will retry");
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.interval) => {}
+            }
+        }
+    }
+
+    async fn drain(&self) -> anyhow::Result<()> {
+        loop {
+            let batch = self.store.pending_outbox(100).await?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let mut sent = Vec::with_capacity(batch.len());
+            for event in &batch {
+                if let Err(e) = self.publish(event).await {
+                    self.store.delete_outbox(&sent).await?;
+                    return Err(e);
+                }
+                sent.push(event.id.clone());
+            }
+            self.store.delete_outbox(&sent).await?;
+        }
+    }
+
+    async fn publish(&self, event: &OutboxEvent) -> anyhow::Result<()> {
+        let mut headers = std::collections::BTreeMap::new();
+        if let Some(tp) = &event.traceparent {
+            headers.insert("traceparent".to_owned(), tp.clone());
+        }
+        let message = |routing_key: &str| Message {
+            routing_key: routing_key.to_owned(),
+            body: event.body.clone().into_bytes(),
+            message_id: Some(event.id.clone()),
+            headers: headers.clone(),
+        };
+        self.bus
+            .publish(EVENTS_EXCHANGE, message(&event.routing_key))
+            .await?;
+        let messages: Vec<Message> = event.delivery_keys.iter().map(|k| message(k)).collect();
+        let results: Vec<_> = futures_util::stream::iter(messages)
+            .map(|m| {
+                let bus = self.bus.clone();
+                async move { bus.publish(DELIVERY_EXCHANGE, m).await }
+            })
+            .buffer_unordered(DELIVERY_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect::<Result<Vec<()>, _>>()?;
+        Ok(())
+    }
+}
+
+/// Declares the consumers' queues and runs them until `stop`.
+pub async fn start_consumers(
+    store: Arc<dyn Store>,
+    bus: Arc<dyn EventBus>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    bus.declare_queue(
+        QueueSpec::durable(ACTIVITY_QUEUE).bind(EVENTS_EXCHANGE, MessageCreated::routing_key()),
+    )
+    .await?;
+    bus.declare_queue(
+        QueueSpec::durable(USERS_QUEUE).bind(EVENTS_EXCHANGE, AccountRegistered::routing_key()),
+    )
+    .await?;
+    let activity = bus.consume(ACTIVITY_QUEUE, 32).await?;
+    let users = bus.consume(USERS_QUEUE, 32).await?;
+    let s = store.clone();
+    tokio::spawn(handle_events(activity, stop.clone(), move |env| {
+        let s = s.clone();
+        async move { on_message_created(s.as_ref(), env).await }
+    }));
+    tokio::spawn(handle_events(users, stop, move |env| {
+        let s = store.clone();
+        async move { on_account_registered(s.as_ref(), env).await }
+    }));
+    Ok(())
+}
+
+async fn on_message_created(store: &dyn Store, env: RawEnvelope) -> Result<(), HandlerError> {
+    let env = env
+        .decode::<MessageCreated>()
+        .map_err(|e| HandlerError::Poison(e.to_string()))?;
+    let conv = ConversationId::parse(&env.data.conversation_id)
+        .ok_or_else(|| HandlerError::Poison("bad conversation id".into()))?;
+    store
+        .record_activity(
+            &env.id.to_string(),
+            &conv,
+            env.data.created_at.timestamp_millis(),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| HandlerError::Retry(e.to_string()))
+}
+
+async fn on_account_registered(store: &dyn Store, env: RawEnvelope) -> Result<(), HandlerError> {
+    let env = env
+        .decode::<AccountRegistered>()
+        .map_err(|e| HandlerError::Poison(e.to_string()))?;
+    let id = UserId::parse(&env.data.user_id)
+        .ok_or_else(|| HandlerError::Poison("bad user id".into()))?;
+    let user = KnownUser {
+        id,
+        username: Some(env.data.username),
+    };
+    store
+        .record_registered(&env.id.to_string(), &user)
+        .await
+        .map(|_| ())
+        .map_err(|e| HandlerError::Retry(e.to_string()))
+}
