@@ -1,0 +1,42 @@
+//! No account enumeration through timing: an unknown user costs one hash, like a wrong
+//! password does.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::helpers::*;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::test]
+async fn unknown_users_and_wrong_passwords_take_about_as_long() {
+    let app = spawn_with(&[("AUTH_LOGIN_FAILURES_PER_ACCOUNT", "1000")]).await;
+    app.register("known").await;
+    let attempt = |u: &'static str| {
+        let client = app.client.clone();
+        async move {
+            let started = Instant::now();
+            let body = client
+                .raw(LOGIN, json!({"u": u, "p": "wrong password"}))
+                .await;
+            assert_eq!(code(&body).as_deref(), Some("UNAUTHENTICATED"));
+            started.elapsed()
+        }
+    };
+    for _ in 0..2 {
+        attempt("known").await;
+        attempt("unknown").await;
+    }
+    let (mut wrong, mut unknown) = (Vec::new(), Vec::new());
+    for _ in 0..20 {
+        wrong.push(attempt("known").await);
+        unknown.push(attempt("unknown").await);
+    }
+    let (w, u) = (median(wrong), median(unknown));
+    let ratio = w.max(u).as_secs_f64() / w.min(u).as_secs_f64();
+    assert!(ratio <= 1.25, "wrong password {w:?} vs unknown user {u:?}");
+}
