@@ -1,6 +1,7 @@
 //! Helpers for Minute's tests: unique names so tests run in parallel against shared real
 //! servers, the addresses of those servers (RabbitMQ, Redis, the MongoDB-wire server that
-//! `scripts/test` starts), and broker control for fault tests.
+//! `scripts/test` starts), broker control for fault tests, and clients: GraphQL over HTTP
+//! ([`GraphqlClient`]) and graphql-transport-ws over `/ws` ([`WsClient`]).
 //!
 //! Every address comes from the environment `scripts/test` sets, with the machine's
 //! defaults; a test that needs MongoDB and finds no URI fails with a message saying how to
@@ -8,6 +9,9 @@
 #![warn(missing_docs)]
 
 use std::process::Command;
+
+pub mod ws;
+pub use ws::WsClient;
 
 /// A name unique to this test run: `<prefix>-<12 hex>`.
 pub fn unique(prefix: &str) -> String {

@@ -1,0 +1,435 @@
+//! `GET /ws`: one task per socket speaking graphql-transport-ws
+//! (<https://github.com/enisdenjo/graphql-ws/blob/master/PROTOCOL.md>).
+//!
+//! The task owns the socket and everything about it: the `connection_init` deadline, the
+//! client's operations (each an async-graphql stream), the bounded queue the hub fills
+//! (full -> 4050), the frame budget and the ping clock. Writes can be interrupted by the hub
+//! (slow consumer, revoked session), so one stuck client never holds anything else up.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_graphql::{Request, Response, Variables};
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::response::Response as HttpResponse;
+use futures_util::stream::{BoxStream, SelectAll};
+use futures_util::{FutureExt, StreamExt};
+use minute_kit::auth::{Authenticator, Viewer};
+use minute_kit::graphql::Caller;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::types::{Event, SessionRevoked};
+use crate::api::{EventFeed, RealtimeSchema, SocketCtx};
+use crate::config::Limits;
+use crate::domain::protocol::{
+    ClientMessage, Close, SUBPROTOCOL, SubscribePayload, authorization, codes,
+};
+use crate::domain::rate::FrameBudget;
+use crate::hub::{Hub, Kill, SocketHandle};
+
+/// How long a close frame may take to leave.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What every socket task shares.
+pub(crate) struct WsState {
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) schema: RealtimeSchema,
+    pub(crate) auth: Arc<Authenticator>,
+    pub(crate) limits: Limits,
+    pub(crate) stop: CancellationToken,
+}
+
+/// Upgrades with small buffers: most sockets are idle, and tungstenite's default read
+/// buffer alone is 128 KiB per socket.
+pub(crate) async fn handler(
+    State(st): State<Arc<WsState>>,
+    upgrade: WebSocketUpgrade,
+) -> HttpResponse {
+    let max = st.limits.max_frame_bytes;
+    upgrade
+        .protocols([SUBPROTOCOL])
+        .read_buffer_size(st.limits.read_buffer)
+        .write_buffer_size(0)
+        .max_write_buffer_size(4 * max)
+        .max_frame_size(max)
+        .max_message_size(max)
+        .on_upgrade(move |ws| serve(ws, st))
+}
+
+async fn serve(mut ws: WebSocket, st: Arc<WsState>) {
+    let viewer = match init(&mut ws, &st).await {
+        Ok(v) => v,
+        Err(close) => return finish(ws, close).await,
+    };
+    let (handle, rx) = match st.hub.connect(&viewer).await {
+        Ok(x) => x,
+        Err(close) => return finish(ws, Some(close)).await,
+    };
+    let close = if ws
+        .send(Message::text(r#"{"type":"connection_ack"}"#))
+        .await
+        .is_ok()
+    {
+        let mut session = Session::new(&st, viewer, handle.clone());
+        session.run(&mut ws, rx).await.err().flatten()
+    } else {
+        None
+    };
+    st.hub.disconnect(&handle).await;
+    finish(ws, close).await;
+}
+
+/// Sends the close frame (if any) and gives the peer a moment to answer it, so unread
+/// bytes on our side do not turn the close into a reset that loses the frame.
+async fn finish(mut ws: WebSocket, close: Option<Close>) {
+    let Some(close) = close else {
+        return;
+    };
+    let frame = CloseFrame {
+        code: close.code,
+        reason: close.reason.into(),
+    };
+    if tokio::time::timeout(CLOSE_TIMEOUT, ws.send(Message::Close(Some(frame))))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    for _ in 0..64 {
+        match tokio::time::timeout_at(deadline, ws.recv()).await {
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Err(_) => return,
+            Ok(Some(_)) => {}
+        }
+    }
+}
+
+/// A read error as the close the client gets (`None`: the peer is gone).
+fn read_error(e: axum::Error) -> Option<Close> {
+    use tokio_tungstenite::tungstenite::Error as WsError;
+    let inner = e.into_inner();
+    match inner.downcast_ref::<WsError>() {
+        Some(WsError::Capacity(_)) => Some(Close::new(codes::TOO_BIG, "frame larger than 64 KiB")),
+        Some(WsError::Utf8(_)) => Some(Close::new(
+            codes::INVALID_PAYLOAD,
+            "text frame is not UTF-8",
+        )),
+        Some(WsError::Protocol(p)) => Some(Close::new(1002, p.to_string())),
+        _ => None,
+    }
+}
+
+/// Waits for `connection_init` and authenticates it.
+async fn init(ws: &mut WebSocket, st: &WsState) -> Result<Viewer, Option<Close>> {
+    let deadline = Instant::now() + st.limits.init_timeout;
+    let mut budget = FrameBudget::new(st.limits.frames_per_sec);
+    loop {
+        let msg = match tokio::time::timeout_at(deadline, ws.recv()).await {
+            Err(_) => {
+                return Err(Some(Close::new(
+                    codes::INIT_TIMEOUT,
+                    "Connection initialisation timeout",
+                )));
+            }
+            Ok(None) => return Err(None),
+            Ok(Some(Err(e))) => return Err(read_error(e)),
+            Ok(Some(Ok(m))) => m,
+        };
+        if !budget.spend() {
+            return Err(Some(Close::new(codes::POLICY, "too many frames")));
+        }
+        let text = match msg {
+            Message::Text(t) => t,
+            Message::Binary(_) => {
+                return Err(Some(Close::bad_message("binary frames are not supported")));
+            }
+            Message::Close(_) => return Err(None),
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        match ClientMessage::parse(text.as_str()).map_err(Some)? {
+            ClientMessage::ConnectionInit(payload) => {
+                let forbidden = || Some(Close::new(codes::FORBIDDEN, "Forbidden"));
+                let header = authorization(&payload).ok_or_else(forbidden)?;
+                return st.auth.header(header).await.map_err(|_| forbidden());
+            }
+            ClientMessage::Ping(_) => {
+                let _ = ws.send(Message::text(r#"{"type":"pong"}"#)).await;
+            }
+            ClientMessage::Subscribe { .. } => {
+                return Err(Some(Close::new(codes::UNAUTHORIZED, "Unauthorized")));
+            }
+            ClientMessage::Pong | ClientMessage::Complete { .. } => {}
+        }
+    }
+}
+
+/// One client operation.
+struct Operation {
+    /// The `events` feed (dropped receivers make sends fail harmlessly for non-subscriptions).
+    feed: mpsc::UnboundedSender<Arc<Event>>,
+    /// Dropping it ends the operation's stream.
+    _cancel: oneshot::Sender<()>,
+    first: bool,
+}
+
+enum Output {
+    Next(String, Box<Response>),
+    Done(String),
+}
+
+/// Why the loop stopped: `None` = peer gone (nothing to send), else the close to send.
+type Stop = Option<Close>;
+
+struct Session<'a> {
+    st: &'a WsState,
+    viewer: Viewer,
+    handle: Arc<SocketHandle>,
+    ops: HashMap<String, Operation>,
+    outputs: SelectAll<BoxStream<'static, Output>>,
+    budget: FrameBudget,
+    awaiting_pong: bool,
+}
+
+impl<'a> Session<'a> {
+    fn new(st: &'a WsState, viewer: Viewer, handle: Arc<SocketHandle>) -> Self {
+        Self {
+            st,
+            viewer,
+            handle,
+            ops: HashMap::new(),
+            outputs: SelectAll::new(),
+            budget: FrameBudget::new(st.limits.frames_per_sec),
+            awaiting_pong: false,
+        }
+    }
+
+    async fn run(
+        &mut self,
+        ws: &mut WebSocket,
+        mut rx: mpsc::Receiver<Arc<Event>>,
+    ) -> Result<std::convert::Infallible, Stop> {
+        let period = self.st.limits.ping_interval;
+        let mut ping = tokio::time::interval_at(Instant::now() + period, period);
+        let handle = self.handle.clone();
+        loop {
+            // Biased: finished outputs go out before more events are taken from the queue,
+            // so per-operation feeds stay near-empty and back-pressure lands on the bounded
+            // queue (-> 4050) instead of growing memory.
+            tokio::select! {
+                biased;
+                kill = handle.killed() => return Err(self.on_kill(ws, kill).await),
+                _ = self.st.stop.cancelled() => {
+                    return Err(Some(Close::new(codes::GOING_AWAY, "server shutting down")));
+                }
+                out = self.outputs.next(), if !self.outputs.is_empty() => {
+                    if let Some(out) = out {
+                        self.send_output(ws, out).await?;
+                    }
+                }
+                event = rx.recv() => match event {
+                    Some(e) => self.fan_out(&e),
+                    None => return Err(None),
+                },
+                msg = ws.recv() => self.on_frame(ws, msg).await?,
+                _ = ping.tick() => {
+                    if self.awaiting_pong {
+                        tracing::debug!("peer missed a pong; dropping it");
+                        return Err(None);
+                    }
+                    self.awaiting_pong = true;
+                    self.send(ws, Message::Ping(Default::default())).await?;
+                }
+            }
+        }
+    }
+
+    /// Sends one frame unless the hub kills the socket meanwhile; a peer that accepts
+    /// nothing for two ping periods is dead.
+    async fn send(&mut self, ws: &mut WebSocket, msg: Message) -> Result<(), Stop> {
+        let handle = self.handle.clone();
+        let dead_after = self.st.limits.ping_interval * 2;
+        tokio::select! {
+            r = tokio::time::timeout(dead_after, ws.send(msg)) => match r {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(None),
+            },
+            kill = handle.killed() => Err(self.on_kill(ws, kill).await),
+        }
+    }
+
+    async fn send_text(&mut self, ws: &mut WebSocket, text: String) -> Result<(), Stop> {
+        self.send(ws, Message::text(text)).await
+    }
+
+    fn fan_out(&self, event: &Arc<Event>) {
+        for op in self.ops.values() {
+            let _ = op.feed.send(event.clone());
+        }
+    }
+
+    async fn on_kill(&mut self, ws: &mut WebSocket, kill: Kill) -> Stop {
+        match kill {
+            Kill::Close(c) => Some(c),
+            Kill::Revoked(reason) => {
+                self.fan_out(&Arc::new(Event::SessionRevoked(SessionRevoked { reason })));
+                self.drain(ws).await;
+                Some(Close::new(codes::UNAUTHORIZED, "session revoked"))
+            }
+        }
+    }
+
+    /// Sends what the operations still produce (bounded in time).
+    async fn drain(&mut self, ws: &mut WebSocket) {
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while !self.outputs.is_empty() {
+            let next = tokio::time::timeout_at(deadline, self.outputs.next()).await;
+            let Ok(Some(out)) = next else { return };
+            let Some(text) = self.render(out) else {
+                continue;
+            };
+            if tokio::time::timeout_at(deadline, ws.send(Message::text(text)))
+                .await
+                .map_or(true, |r| r.is_err())
+            {
+                return;
+            }
+            // Stop once the streams have nothing ready.
+            if self.outputs.next().now_or_never().is_none() {
+                return;
+            }
+        }
+    }
+
+    /// The protocol message for an output, or `None` when nothing is sent.
+    fn render(&mut self, out: Output) -> Option<String> {
+        match out {
+            Output::Next(id, resp) => {
+                let op = self.ops.get_mut(&id)?;
+                let first = std::mem::replace(&mut op.first, false);
+                if first && resp.is_err() && resp.data == async_graphql::Value::Null {
+                    // A refused operation (validation, auth) is an `error` and ends it.
+                    self.ops.remove(&id);
+                    let errors = serde_json::to_string(&resp.errors).ok()?;
+                    return Some(format!(
+                        r#"{{"id":{},"type":"error","payload":{errors}}}"#,
+                        json_string(&id)
+                    ));
+                }
+                let payload = serde_json::to_string(&resp).ok()?;
+                Some(format!(
+                    r#"{{"id":{},"type":"next","payload":{payload}}}"#,
+                    json_string(&id)
+                ))
+            }
+            Output::Done(id) => {
+                self.ops.remove(&id)?;
+                Some(format!(
+                    r#"{{"id":{},"type":"complete"}}"#,
+                    json_string(&id)
+                ))
+            }
+        }
+    }
+
+    async fn send_output(&mut self, ws: &mut WebSocket, out: Output) -> Result<(), Stop> {
+        match self.render(out) {
+            Some(text) => self.send_text(ws, text).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn on_frame(
+        &mut self,
+        ws: &mut WebSocket,
+        msg: Option<Result<Message, axum::Error>>,
+    ) -> Result<(), Stop> {
+        let msg = match msg {
+            None => return Err(None),
+            Some(Err(e)) => return Err(read_error(e)),
+            Some(Ok(m)) => m,
+        };
+        self.awaiting_pong = false;
+        if !self.budget.spend() {
+            return Err(Some(Close::new(codes::POLICY, "too many frames")));
+        }
+        match msg {
+            Message::Text(t) => self.on_text(ws, t.as_str()).await,
+            Message::Binary(_) => Err(Some(Close::bad_message("binary frames are not supported"))),
+            Message::Close(_) => Err(None),
+            Message::Ping(_) | Message::Pong(_) => Ok(()),
+        }
+    }
+
+    async fn on_text(&mut self, ws: &mut WebSocket, text: &str) -> Result<(), Stop> {
+        match ClientMessage::parse(text).map_err(Some)? {
+            ClientMessage::ConnectionInit(_) => Err(Some(Close::new(
+                codes::TOO_MANY_INITS,
+                "Too many initialisation requests",
+            ))),
+            ClientMessage::Ping(_) => self.send_text(ws, r#"{"type":"pong"}"#.into()).await,
+            ClientMessage::Pong => Ok(()),
+            ClientMessage::Complete { id } => {
+                self.ops.remove(&id);
+                Ok(())
+            }
+            ClientMessage::Subscribe { id, payload } => {
+                if self.ops.contains_key(&id) {
+                    return Err(Some(Close::new(
+                        codes::DUPLICATE_ID,
+                        format!("Subscriber for {id} already exists"),
+                    )));
+                }
+                self.start(id, payload);
+                Ok(())
+            }
+        }
+    }
+
+    fn start(&mut self, id: String, payload: SubscribePayload) {
+        let (feed, feed_rx) = mpsc::unbounded_channel();
+        let (cancel, cancelled) = oneshot::channel::<()>();
+        let mut request = Request::new(payload.query)
+            .variables(Variables::from_json(
+                payload.variables.unwrap_or(serde_json::Value::Null),
+            ))
+            .data(Caller(Ok(self.viewer.clone())))
+            .data(SocketCtx(self.handle.clone()))
+            .data(EventFeed(Mutex::new(Some(feed_rx))));
+        if let Some(name) = payload.operation_name {
+            request = request.operation_name(name);
+        }
+        let (next_id, done_id) = (id.clone(), id.clone());
+        let stream = self
+            .st
+            .schema
+            .execute_stream(request)
+            .map(move |r| Output::Next(next_id.clone(), Box::new(r)))
+            .chain(futures_util::stream::once(
+                async move { Output::Done(done_id) },
+            ))
+            .take_until(cancelled)
+            .boxed();
+        self.outputs.push(stream);
+        self.ops.insert(
+            id,
+            Operation {
+                feed,
+                _cancel: cancel,
+                first: true,
+            },
+        );
+    }
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// Closes every socket with 1001 on shutdown (each task also watches the stop token).
+pub(crate) fn close_all(hub: &Hub) {
+    hub.close_all(Close::new(codes::GOING_AWAY, "server shutting down"));
+}
