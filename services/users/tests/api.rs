@@ -1,0 +1,19 @@
+//! The users service driven through its HTTP API, on real RabbitMQ, Redis and the
+//! MongoDB-wire server (`TEST_MONGODB_URI`), plus the store conformance suite on both
+//! adapters.
+
+#[path = "api/helpers.rs"]
+mod helpers;
+
+#[path = "api/entities.rs"]
+mod entities;
+#[path = "api/internal.rs"]
+mod internal;
+#[path = "api/profile.rs"]
+mod profile;
+#[path = "api/search.rs"]
+mod search;
+#[path = "api/store.rs"]
+mod store;
+#[path = "api/update.rs"]
+mod update;
