@@ -1,6 +1,6 @@
 //! The GraphQL object types of api.md's conversations part.
 
-use async_graphql::{ComplexObject, Context, Enum, ID, Object, SimpleObject};
+use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use minute_kit::GqlResultExt;
 
@@ -67,34 +67,29 @@ pub struct UserRef {
 }
 
 /// `Member`.
-#[derive(SimpleObject)]
-#[graphql(name = "Member", complex)]
-pub struct MemberObj {
-    /// Role in the conversation.
-    pub role: GqlRole,
-    /// When they joined.
-    pub joined_at: DateTime<Utc>,
-    #[graphql(skip)]
-    pub user_id: String,
-}
+pub struct MemberObj(Member);
 
-#[ComplexObject]
+#[Object(name = "Member")]
 impl MemberObj {
     /// The user (resolved by the users subgraph).
     async fn user(&self) -> UserRef {
         UserRef {
-            id: ID(self.user_id.clone()),
+            id: ID(self.0.user_id.to_string()),
         }
+    }
+    /// Role in the conversation.
+    async fn role(&self) -> GqlRole {
+        self.0.role.into()
+    }
+    /// When they joined.
+    async fn joined_at(&self) -> DateTime<Utc> {
+        self.0.joined_at
     }
 }
 
 impl From<Member> for MemberObj {
     fn from(m: Member) -> Self {
-        Self {
-            role: m.role.into(),
-            joined_at: m.joined_at,
-            user_id: m.user_id.to_string(),
-        }
+        Self(m)
     }
 }
 

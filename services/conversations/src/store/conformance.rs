@@ -50,7 +50,10 @@ async fn create_and_read(store: Arc<dyn Store>) {
     let c = g.conversation.clone();
     assert_eq!(store.conversation(&c.id).await.unwrap(), Some(c.clone()));
     assert_eq!(
-        store.conversations(&[c.id.clone()]).await.unwrap(),
+        store
+            .conversations(std::slice::from_ref(&c.id))
+            .await
+            .unwrap(),
         vec![c.clone()]
     );
     let a = store.member(&c.id, &uid("a")).await.unwrap().unwrap();
