@@ -367,9 +367,12 @@ pub(crate) fn code(r: &Value) -> String {
 }
 
 /// A stub of conversations' internal membership endpoint (only for the fallback path).
+/// (conversation, user) -> (role, version).
+type Members = Arc<Mutex<HashMap<(String, String), (String, u64)>>>;
+
 #[derive(Clone, Default)]
 pub(crate) struct ConversationsStub {
-    pub(crate) members: Arc<Mutex<HashMap<(String, String), (String, u64)>>>,
+    pub(crate) members: Members,
 }
 
 impl ConversationsStub {
@@ -384,7 +387,6 @@ impl ConversationsStub {
     pub(crate) async fn serve(&self) -> String {
         use axum::extract::{Path, State};
         use axum::routing::get;
-        type Members = Arc<Mutex<HashMap<(String, String), (String, u64)>>>;
         async fn member(
             State(m): State<Members>,
             Path((conv, user)): Path<(String, String)>,
