@@ -100,19 +100,32 @@ pub async fn relay_once(store: &dyn UserStore, bus: &dyn EventBus) -> anyhow::Re
     }
 }
 
-/// Consumes registrations until `stop` fires.
-pub async fn run_consumer(
-    users: Arc<Users>,
-    bus: Arc<dyn EventBus>,
-    stop: CancellationToken,
-) -> anyhow::Result<()> {
-    let subscription = bus.consume(ACCOUNTS_QUEUE, 16).await?;
-    handle_events(subscription, stop, move |envelope| {
-        let users = users.clone();
-        async move { on_event(&users, envelope).await }
-    })
-    .await;
-    Ok(())
+/// Consumes registrations until `stop` fires. The bus resumes a subscription across
+/// broker reconnects by itself; this loop only covers a subscription that could not start
+/// or ended, retrying with a capped backoff.
+pub async fn run_consumer(users: Arc<Users>, bus: Arc<dyn EventBus>, stop: CancellationToken) {
+    let mut backoff = Duration::from_millis(200);
+    while !stop.is_cancelled() {
+        match bus.consume(ACCOUNTS_QUEUE, 16).await {
+            Ok(subscription) => {
+                backoff = Duration::from_millis(200);
+                let users = users.clone();
+                handle_events(subscription, stop.clone(), move |envelope| {
+                    let users = users.clone();
+                    async move { on_event(&users, envelope).await }
+                })
+                .await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, queue = ACCOUNTS_QUEUE, "cannot consume; retrying")
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
 }
 
 async fn on_event(users: &Users, envelope: RawEnvelope) -> Result<(), HandlerError> {

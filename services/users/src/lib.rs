@@ -123,11 +123,10 @@ impl App {
         });
         let served = http::serve(self.listener, self.router, stop_serving).await;
         tasks.cancel();
-        let _ = relay.await;
-        match consumer.await {
-            Ok(Err(e)) => tracing::error!(error = %e, "registration consumer failed"),
-            Err(e) => tracing::error!(error = %e, "registration consumer panicked"),
-            Ok(Ok(())) => {}
+        for (name, task) in [("outbox relay", relay), ("registration consumer", consumer)] {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, task = name, "background task panicked");
+            }
         }
         served?;
         Ok(())

@@ -7,6 +7,8 @@ mod helpers;
 
 #[path = "api/entities.rs"]
 mod entities;
+#[path = "api/events.rs"]
+mod events;
 #[path = "api/internal.rs"]
 mod internal;
 #[path = "api/profile.rs"]

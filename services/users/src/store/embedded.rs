@@ -112,6 +112,15 @@ fn query_profiles(
     rows.collect()
 }
 
+/// A prefix range on one of the lower-cased columns, in that column's index order, so
+/// SQLite walks the index and stops at the limit.
+fn search_sql(column: &str) -> String {
+    format!(
+        "SELECT {COLUMNS} FROM profiles WHERE {column} >= ?1 AND {column} < ?2 \
+         ORDER BY {column}, id LIMIT ?3"
+    )
+}
+
 fn push_outbox(conn: &Connection, user: &str, e: &OutboxEntry) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO outbox (id, user_id, routing_key, body) VALUES (?1, ?2, ?3, ?4)",
@@ -154,22 +163,8 @@ impl UserStore for SqliteStore {
         let n = i64::try_from(limit).unwrap_or(i64::MAX);
         let (by_username, by_name) = self
             .with(move |c| {
-                let u = query_profiles(
-                    c,
-                    &format!(
-                        "SELECT {COLUMNS} FROM profiles WHERE username_lc >= ?1 AND username_lc < ?2 \
-                         ORDER BY username_lc, id LIMIT ?3"
-                    ),
-                    params![lo, hi, n],
-                )?;
-                let d = query_profiles(
-                    c,
-                    &format!(
-                        "SELECT {COLUMNS} FROM profiles WHERE display_name_lc >= ?1 AND display_name_lc < ?2 \
-                         ORDER BY display_name_lc, id LIMIT ?3"
-                    ),
-                    params![lo, hi, n],
-                )?;
+                let u = query_profiles(c, &search_sql("username_lc"), params![lo, hi, n])?;
+                let d = query_profiles(c, &search_sql("display_name_lc"), params![lo, hi, n])?;
                 Ok((u, d))
             })
             .await?;
@@ -281,5 +276,32 @@ impl UserStore for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.with(|c| c.query_row("SELECT 1", [], |_| Ok(()))).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_walks_the_indexes() {
+        let dir = std::env::temp_dir().join(format!("users-plan-{}", std::process::id()));
+        let store = SqliteStore::open(&dir.join("plan.sqlite3")).unwrap();
+        let conn = store.conn.lock().unwrap();
+        for (column, index) in [
+            ("username_lc", "profiles_username_lc"),
+            ("display_name_lc", "profiles_display_name_lc"),
+        ] {
+            let sql = format!("EXPLAIN QUERY PLAN {}", search_sql(column));
+            let mut stmt = conn.prepare(&sql).unwrap();
+            let plan: Vec<String> = stmt
+                .query_map(params!["a", "a\u{10FFFF}", 20], |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            let plan = plan.join(" | ");
+            assert!(plan.contains(&format!("USING INDEX {index}")), "{plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "no sort step: {plan}");
+        }
     }
 }

@@ -141,7 +141,11 @@ pub(crate) async fn spawn_app() -> TestApp {
 
 /// The service over `store`.
 pub(crate) async fn spawn_app_on(store: Arc<dyn UserStore>) -> TestApp {
-    let infra = infra().await;
+    spawn_app_with(store, infra().await).await
+}
+
+/// The service over `store` on `infra` (tests that listen before the service starts).
+pub(crate) async fn spawn_app_with(store: Arc<dyn UserStore>, infra: Infra) -> TestApp {
     let app = App::build_with_store(
         settings(Storage::Embedded {
             path: "unused".into(),
@@ -242,15 +246,22 @@ impl TestApp {
 
     /// Starts listening to `users.user.updated.v1` (before the action that causes it).
     pub(crate) async fn watch_updates(&self) -> Updates {
+        watch_updates(&self.infra).await
+    }
+}
+
+/// Starts listening to `users.user.updated.v1` on `infra`'s bus.
+pub(crate) async fn watch_updates(infra: &Infra) -> Updates {
+    {
         let queue = minute_testkit::unique("test.updates");
-        self.infra
+        infra
             .bus
             .declare_queue(
                 QueueSpec::exclusive(&queue).bind(EVENTS_EXCHANGE, UserUpdated::routing_key()),
             )
             .await
             .expect("test queue");
-        let sub = self.infra.bus.consume(&queue, 50).await.expect("consume");
+        let sub = infra.bus.consume(&queue, 50).await.expect("consume");
         Updates { sub }
     }
 }

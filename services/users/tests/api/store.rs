@@ -7,8 +7,6 @@ use chrono::Utc;
 use minute_users::domain::{Profile, SearchQuery, UserId};
 use minute_users::store::{OutboxEntry, SqliteStore, UserStore};
 
-use crate::helpers::mongo_store;
-
 fn profile(id: &str, username: &str, display: &str) -> Profile {
     let mut p = Profile::provisional(UserId::parse(id).unwrap(), username, Utc::now());
     p.display_name = display.to_owned();
@@ -227,7 +225,62 @@ macro_rules! conformance {
 
 conformance!(insert_get_replace, get_many, search, outbox);
 
+/// The prefix search on MongoDB is an index range scan: the server's own `explain`
+/// shows an `IXSCAN` on our index, and only the matching keys are examined.
 #[tokio::test]
-async fn mongo_store_is_reachable() {
-    mongo_store().await.ping().await.unwrap();
+async fn mongo_search_is_index_served() {
+    use mongodb::bson::doc;
+    let db = minute_kit::mongo::connect(&crate::helpers::mongo_settings())
+        .await
+        .unwrap();
+    let s = minute_users::store::MongoStore::open(db.clone())
+        .await
+        .unwrap();
+    for i in 0..30 {
+        let u = if i < 3 {
+            format!("zed{i}")
+        } else {
+            format!("user{i}")
+        };
+        s.insert(
+            &profile(&format!("x{i}"), &u, &format!("Name {i}")),
+            &event("x"),
+        )
+        .await
+        .unwrap();
+    }
+    let query = q("ZED");
+    for (field, index) in [
+        ("username_lc", "username_lc"),
+        ("display_name_lc", "display_name_lc"),
+    ] {
+        let explain = db
+            .run_command(doc! {
+                "explain": {
+                    "find": "profiles",
+                    "filter": {field: {"$gte": query.prefix(), "$lt": query.upper_bound()}},
+                    "sort": {field: 1, "_id": 1},
+                    "limit": 20,
+                },
+                "verbosity": "executionStats",
+            })
+            .await
+            .unwrap();
+        let text = explain.to_string();
+        assert!(text.contains("IXSCAN"), "{text}");
+        assert!(
+            text.contains(&format!("\"indexName\": \"{index}\"")),
+            "{text}"
+        );
+        let stats = explain.get_document("executionStats").unwrap();
+        let examined = |k: &str| {
+            stats
+                .get_i64(k)
+                .or_else(|_| stats.get_i32(k).map(i64::from))
+                .unwrap()
+        };
+        let expected = if field == "username_lc" { 3 } else { 0 };
+        assert!(examined("totalDocsExamined") <= expected, "{text}");
+        assert!(examined("totalKeysExamined") <= expected + 1, "{text}");
+    }
 }
