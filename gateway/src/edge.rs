@@ -69,6 +69,9 @@ impl Edge {
             let client = probe_client.clone();
             let engine = probe_engine.clone();
             async move {
+                if let Some(failure) = engine.failure() {
+                    return Err(format!("engine failed to start: {failure}"));
+                }
                 if !engine.is_started() {
                     return Err("not composed yet (waiting for subgraphs)".to_owned());
                 }
@@ -232,6 +235,8 @@ pub fn rewrite_errors(bytes: Bytes, trace_id: String) -> Bytes {
     let Ok(mut body) = serde_json::from_slice::<Value>(&bytes) else {
         return bytes;
     };
+    // Without `data` the request never executed: parse, validation or limit errors.
+    let rejected = body.get("data").is_none();
     let Some(errors) = body.get_mut("errors").and_then(Value::as_array_mut) else {
         return bytes;
     };
@@ -243,7 +248,7 @@ pub fn rewrite_errors(bytes: Bytes, trace_id: String) -> Bytes {
         if CONTRACT_CODES.contains(&code.as_str()) {
             continue;
         }
-        if REQUEST_ERROR_CODES.contains(&code.as_str()) || code.starts_with("MAX_") {
+        if rejected || REQUEST_ERROR_CODES.contains(&code.as_str()) || code.starts_with("MAX_") {
             set_code(error, "BAD_USER_INPUT", None);
         } else {
             tracing::error!(code = %code, error = %error, trace_id = %trace_id, "masked engine error");
@@ -277,6 +282,13 @@ mod tests {
 
     #[test]
     fn engine_codes_map_onto_the_contract() {
+        let rejected = json!({"errors": [
+            {"message": "Cannot query field", "extensions": {"code": "FieldsOnCorrectType"}}
+        ]});
+        let out = rewrite_errors(Bytes::from(rejected.to_string()), "abc".into());
+        let out: Value = serde_json::from_slice(&out).expect("json");
+        assert_eq!(out["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+
         let body = json!({"data": null, "errors": [
             {"message": "Syntax Error", "extensions": {"code": "GRAPHQL_PARSE_FAILED"}},
             {"message": "depth", "extensions": {"code": "MAX_DEPTH_EXCEEDED"}},

@@ -27,6 +27,7 @@ struct Inner {
     supergraph: PathBuf,
     config: serde_json::Value,
     running: Mutex<Option<Running>>,
+    failure: Mutex<Option<String>>,
 }
 
 struct Running {
@@ -57,6 +58,7 @@ impl Engine {
                 supergraph,
                 config,
                 running: Mutex::new(None),
+                failure: Mutex::new(None),
             }),
         }
     }
@@ -80,8 +82,25 @@ impl Engine {
             .unwrap_or(false)
     }
 
+    /// Why the engine could not start, if it could not.
+    pub fn failure(&self) -> Option<String> {
+        self.inner.failure.lock().ok().and_then(|f| f.clone())
+    }
+
     /// Writes the supergraph and starts the engine thread (once).
     pub fn start(&self, supergraph: &str) -> anyhow::Result<()> {
+        let result = self.try_start(supergraph);
+        if let (Err(e), Ok(mut f)) = (&result, self.inner.failure.lock()) {
+            *f = Some(format!("{e:#}"));
+        }
+        result
+    }
+
+    fn try_start(&self, supergraph: &str) -> anyhow::Result<()> {
+        // Two rustls back ends are linked (ring through the MongoDB driver, aws-lc through
+        // the engine); the engine's HTTP client needs the process default chosen.
+        static CRYPTO: std::sync::Once = std::sync::Once::new();
+        CRYPTO.call_once(hive_router::init_rustls_crypto_provider);
         self.update(supergraph)?;
         let mut running = self
             .inner
@@ -174,7 +193,10 @@ pub fn router_config(
         },
         "demand_control": {
             "enabled": true,
-            "operation_cost": {"max": settings.max_cost},
+            "operation_cost": {"max": settings.max_cost, "mode": "enforce"},
+            // Lists without `@listSize` are estimated at 10 items each.
+            "default_list_size": {"all": 10},
+            "subgraphs_budget": {"mode": "measure", "all": null},
         },
         "traffic_shaping": {
             "all": {"request_timeout": timeout, "dedupe_enabled": false},
@@ -234,4 +256,23 @@ async fn serve(
     .bind(config.address())?
     .run();
     Ok(server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_derived_config_is_a_valid_engine_config() {
+        let env = minute_kit::config::Env::from_pairs([("AUTH_URL", "http://127.0.0.1:1")]);
+        let settings = Settings::from_env(&env).expect("settings");
+        let dir =
+            std::env::temp_dir().join(format!("engine-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("supergraph.graphql");
+        std::fs::write(&file, "").expect("write");
+        let json = router_config(&settings, 4000, &file);
+        let parsed: Result<hive_router::config::HiveRouterConfig, _> = serde_json::from_value(json);
+        assert!(parsed.is_ok(), "{:?}", parsed.err());
+    }
 }
