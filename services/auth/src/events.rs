@@ -186,7 +186,14 @@ impl Relay {
         if event.routing_key != SessionRevoked::routing_key() {
             return Ok(());
         }
-        let envelope = minute_events::decode::<SessionRevoked>(event.body.as_bytes())?;
+        let envelope = match minute_events::decode::<SessionRevoked>(event.body.as_bytes()) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                // Never block the outbox on one bad row; the event is still published.
+                tracing::error!(event = %event.id, error = %e, "undecodable revocation in the outbox");
+                return Ok(());
+            }
+        };
         for sid in &envelope.data.session_ids {
             self.revocations
                 .revoke(sid, self.access_ttl)

@@ -83,6 +83,16 @@ pub(crate) async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
 
 /// Spawns on `database`; `redis: false` runs with the in-process throttle and revocations.
 pub(crate) async fn spawn_on(database: &str, extra: &[(&str, &str)], redis: bool) -> TestApp {
+    spawn_full(database, extra, redis, jwt()).await
+}
+
+/// Spawns with the given JWT settings.
+pub(crate) async fn spawn_full(
+    database: &str,
+    extra: &[(&str, &str)],
+    redis: bool,
+    jwt: JwtSettings,
+) -> TestApp {
     let uri = minute_testkit::mongodb_uri();
     let mut pairs: Vec<(String, String)> = vec![
         ("PORT".into(), "0".into()),
@@ -106,7 +116,7 @@ pub(crate) async fn spawn_on(database: &str, extra: &[(&str, &str)], redis: bool
             redis_prefix: format!("{}:", minute_testkit::unique("t")),
             replica_id: minute_testkit::unique("auth"),
         },
-        jwt(),
+        jwt,
         stop.clone(),
     )
     .await

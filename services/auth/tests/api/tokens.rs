@@ -141,3 +141,26 @@ async fn garbage_refresh_tokens_are_unauthenticated() {
     }
     app.refresh_ok(&s.refresh).await;
 }
+
+#[tokio::test]
+async fn tokens_of_the_previous_secret_verify_during_rotation() {
+    let rotated = minute_kit::config::JwtSettings::from_env(
+        &Env::from_pairs([
+            ("JWT_SECRET", "the-next-secret-the-next-secret-the-next"),
+            ("JWT_SECRET_PREVIOUS", SECRET),
+        ]),
+        None,
+    )
+    .expect("settings");
+    let app = spawn_full(&minute_testkit::unique_database("auth"), &[], true, rotated).await;
+    let old_keys = JwtKeys::new(&jwt());
+    let issued_before_rotation = old_keys.issue("u-before", "s-before", Some("before"));
+    assert_eq!(app.logout_code(&issued_before_rotation).await, None);
+
+    let fresh = app.register("after").await;
+    assert!(
+        old_keys.verify(&fresh.access).is_err(),
+        "new tokens use the new secret"
+    );
+    assert_eq!(app.logout_code(&fresh.access).await, None);
+}
