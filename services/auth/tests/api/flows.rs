@@ -224,3 +224,13 @@ async fn an_event_stored_without_waking_the_relay_is_still_published() {
         "the relay empties the outbox"
     );
 }
+
+#[tokio::test]
+async fn readiness_includes_the_database() {
+    let app = spawn_app().await;
+    let (status, body) = minute_testkit::http_get(app.port, "/readyz")
+        .await
+        .expect("answers");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("database"), "{body}");
+}

@@ -94,3 +94,41 @@ async fn without_redis_the_limits_are_kept_in_process() {
         "in-process revocations work too"
     );
 }
+
+#[tokio::test]
+async fn a_login_storm_does_not_starve_other_requests() {
+    let app = spawn_with(&[("AUTH_LOGIN_FAILURES_PER_ACCOUNT", "1000")]).await;
+    app.register("stormed").await;
+    let mut storm = tokio::task::JoinSet::new();
+    let storm_started = std::time::Instant::now();
+    for i in 0..40 {
+        let client = app.client.clone();
+        storm.spawn(async move {
+            client
+                .raw(LOGIN, json!({"u": "stormed", "p": format!("guess {i}")}))
+                .await
+        });
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let health = minute_testkit::http_get(app.port, "/healthz").await;
+    let cheap = app.refresh("not-a-refresh-token").await;
+    let waited = started.elapsed();
+    assert_eq!(health.map(|(status, _)| status), Some(200));
+    assert_eq!(code(&cheap).as_deref(), Some("UNAUTHENTICATED"));
+    assert!(
+        waited < std::time::Duration::from_millis(500),
+        "waited {waited:?} behind the storm"
+    );
+    while let Some(r) = storm.join_next().await {
+        assert_eq!(
+            code(&r.expect("joined")).as_deref(),
+            Some("UNAUTHENTICATED")
+        );
+    }
+    let storm_took = storm_started.elapsed();
+    assert!(
+        storm_took > started.duration_since(storm_started) + waited,
+        "the cheap requests were answered while the storm was still hashing ({storm_took:?})"
+    );
+}
