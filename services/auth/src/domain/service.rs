@@ -20,7 +20,7 @@ use super::tokens::RefreshToken;
 use crate::config::ThrottleSettings;
 use crate::events::{self, RelayWaker};
 use crate::store::throttle::Throttle;
-use crate::store::{Account, AuthStore, NewSession, RevokeScope, Rotation};
+use crate::store::{Account, AuthStore, NewSession, RevocationEvent, RevokeScope, Rotation};
 
 /// Tokens handed to a client.
 #[derive(Debug, Clone)]
@@ -203,9 +203,9 @@ impl AuthService {
         self.forgive(&keys).await;
         let hash = d.hasher.hash(new.expose()).await?;
         let user_id = viewer.user_id.clone();
-        let event = move |ids: &[String]| {
+        let event: RevocationEvent = Arc::new(move |ids: &[String]| {
             events::session_revoked(&user_id, ids, reason::PASSWORD_CHANGED, traceparent.clone())
-        };
+        });
         let revoked = d
             .store
             .change_password(
@@ -213,7 +213,7 @@ impl AuthService {
                 &hash,
                 &viewer.session_id,
                 Utc::now(),
-                &event,
+                event,
             )
             .await?;
         self.apply_revocations(&revoked).await
@@ -228,13 +228,13 @@ impl AuthService {
     ) -> Result<(), AuthError> {
         let owner = user_id.to_owned();
         let reason = why.to_owned();
-        let event = move |ids: &[String]| {
+        let event: RevocationEvent = Arc::new(move |ids: &[String]| {
             events::session_revoked(&owner, ids, &reason, traceparent.clone())
-        };
+        });
         let mut revoked = self
             .deps
             .store
-            .revoke_sessions(user_id, scope, why, Utc::now(), &event)
+            .revoke_sessions(user_id, scope, why, Utc::now(), event)
             .await?;
         // The caller's own session goes into the revocation set even when the store had
         // it revoked already (an earlier attempt may have failed before reaching Redis).

@@ -126,13 +126,38 @@ fn insert_outbox(tx: &Transaction<'_>, e: &OutboxEvent) -> Result<(), StoreError
     Ok(())
 }
 
+/// [`RevokeScope`] owned, to cross into the blocking pool.
+enum Scope {
+    Session(String),
+    All,
+    AllExcept(String),
+}
+
+impl Scope {
+    fn from(scope: RevokeScope<'_>) -> Self {
+        match scope {
+            RevokeScope::Session(s) => Self::Session(s.to_owned()),
+            RevokeScope::All => Self::All,
+            RevokeScope::AllExcept(s) => Self::AllExcept(s.to_owned()),
+        }
+    }
+
+    fn borrowed(&self) -> RevokeScope<'_> {
+        match self {
+            Self::Session(s) => RevokeScope::Session(s),
+            Self::All => RevokeScope::All,
+            Self::AllExcept(s) => RevokeScope::AllExcept(s),
+        }
+    }
+}
+
 fn revoke_in(
     tx: &Transaction<'_>,
     user_id: &str,
     scope: RevokeScope<'_>,
     reason: &str,
     now: DateTime<Utc>,
-    event: RevocationEvent<'_>,
+    event: &RevocationEvent,
 ) -> Result<Vec<String>, StoreError> {
     let mut stmt = tx
         .prepare("SELECT id FROM sessions WHERE user_id = ?1 AND revoked_at IS NULL")
@@ -294,16 +319,11 @@ impl AuthStore for SqliteStore {
         scope: RevokeScope<'_>,
         reason: &str,
         now: DateTime<Utc>,
-        event: RevocationEvent<'_>,
+        event: RevocationEvent,
     ) -> Result<Vec<String>, StoreError> {
-        // The event builder borrows from the caller, so it runs here; the SQL runs under
-        // the lock but off the blocking pool (revocations are rare and tiny).
-        let conn = self.conn.clone();
-        let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction().map_err(sql)?;
-        let ids = revoke_in(&tx, user_id, scope, reason, now, event)?;
-        tx.commit().map_err(sql)?;
-        Ok(ids)
+        let (user_id, reason, scope) = (user_id.to_owned(), reason.to_owned(), Scope::from(scope));
+        self.with_tx(move |tx| revoke_in(tx, &user_id, scope.borrowed(), &reason, now, &event))
+            .await
     }
 
     async fn change_password(
@@ -312,21 +332,24 @@ impl AuthStore for SqliteStore {
         password_hash: &str,
         keep_session: &str,
         now: DateTime<Utc>,
-        event: RevocationEvent<'_>,
+        event: RevocationEvent,
     ) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn.clone();
-        let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction().map_err(sql)?;
-        tx.execute(
-            "UPDATE accounts SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
-            params![user_id, password_hash, millis(now)],
-        )
-        .map_err(sql)?;
-        let reason = crate::domain::service::reason::PASSWORD_CHANGED;
-        let scope = RevokeScope::AllExcept(keep_session);
-        let ids = revoke_in(&tx, user_id, scope, reason, now, event)?;
-        tx.commit().map_err(sql)?;
-        Ok(ids)
+        let (user_id, hash, keep) = (
+            user_id.to_owned(),
+            password_hash.to_owned(),
+            keep_session.to_owned(),
+        );
+        self.with_tx(move |tx| {
+            tx.execute(
+                "UPDATE accounts SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+                params![user_id, hash, millis(now)],
+            )
+            .map_err(sql)?;
+            let reason = crate::domain::service::reason::PASSWORD_CHANGED;
+            let scope = RevokeScope::AllExcept(&keep);
+            revoke_in(tx, &user_id, scope, reason, now, &event)
+        })
+        .await
     }
 
     async fn pending_events(&self, limit: u32) -> Result<Vec<OutboxEvent>, StoreError> {

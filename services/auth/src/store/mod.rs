@@ -15,6 +15,8 @@ pub mod embedded;
 pub mod mongo;
 pub mod throttle;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -99,7 +101,7 @@ impl RevokeScope<'_> {
 
 /// Builds the event for the sessions a revocation actually revoked (called inside the
 /// write, so the event is stored with it).
-pub type RevocationEvent<'a> = &'a (dyn Fn(&[String]) -> OutboxEvent + Send + Sync);
+pub type RevocationEvent = Arc<dyn Fn(&[String]) -> OutboxEvent + Send + Sync>;
 
 /// Row counts (tests assert that refused calls wrote nothing).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -163,7 +165,7 @@ pub trait AuthStore: Send + Sync + 'static {
         scope: RevokeScope<'_>,
         reason: &str,
         now: DateTime<Utc>,
-        event: RevocationEvent<'_>,
+        event: RevocationEvent,
     ) -> Result<Vec<String>, StoreError>;
     /// Replaces the password hash and revokes every other live session in one write;
     /// returns the ids revoked.
@@ -173,7 +175,7 @@ pub trait AuthStore: Send + Sync + 'static {
         password_hash: &str,
         keep_session: &str,
         now: DateTime<Utc>,
-        event: RevocationEvent<'_>,
+        event: RevocationEvent,
     ) -> Result<Vec<String>, StoreError>;
     /// Up to `limit` unsent events, oldest first.
     async fn pending_events(&self, limit: u32) -> Result<Vec<OutboxEvent>, StoreError>;

@@ -120,7 +120,7 @@ impl MongoStore {
         scope: RevokeScope<'_>,
         reason: &str,
         now: DateTime<Utc>,
-        event: RevocationEvent<'_>,
+        event: &RevocationEvent,
     ) -> Result<Vec<String>, MongoError> {
         let mut filter = doc! {"user_id": user_id, "revoked_at": Bson::Null};
         match scope {
@@ -333,10 +333,10 @@ impl AuthStore for MongoStore {
         scope: RevokeScope<'_>,
         reason: &str,
         now: DateTime<Utc>,
-        event: RevocationEvent<'_>,
+        event: RevocationEvent,
     ) -> Result<Vec<String>, StoreError> {
         transaction!(self.db.client(), s => {
-            self.revoke_in(&mut s, user_id, scope, reason, now, event).await?
+            self.revoke_in(&mut s, user_id, scope, reason, now, &event).await?
         })
     }
 
@@ -346,7 +346,7 @@ impl AuthStore for MongoStore {
         password_hash: &str,
         keep_session: &str,
         now: DateTime<Utc>,
-        event: RevocationEvent<'_>,
+        event: RevocationEvent,
     ) -> Result<Vec<String>, StoreError> {
         let scope = RevokeScope::AllExcept(keep_session);
         let reason = crate::domain::service::reason::PASSWORD_CHANGED;
@@ -358,7 +358,7 @@ impl AuthStore for MongoStore {
                 )
                 .session(&mut s)
                 .await?;
-            self.revoke_in(&mut s, user_id, scope, reason, now, event).await?
+            self.revoke_in(&mut s, user_id, scope, reason, now, &event).await?
         })
     }
 

@@ -7,7 +7,7 @@ use minute_auth::events::{OutboxEvent, account_registered, session_revoked};
 use minute_auth::store::embedded::SqliteStore;
 use minute_auth::store::mongo::MongoStore;
 use minute_auth::store::{
-    Account, AuthStore, NewSession, RevokeScope, Rotation, SessionRef, StoreError,
+    Account, AuthStore, NewSession, RevocationEvent, RevokeScope, Rotation, SessionRef, StoreError,
 };
 
 fn account(id: &str, username: &str) -> Account {
@@ -42,12 +42,9 @@ fn session(id: &str, user: &Account, token_hash: &str, ttl: Duration) -> NewSess
     }
 }
 
-fn revoked_event(
-    user: &str,
-    reason: &'static str,
-) -> impl Fn(&[String]) -> OutboxEvent + Send + Sync {
+fn revoked_event(user: &str, reason: &'static str) -> RevocationEvent {
     let user = user.to_owned();
-    move |ids: &[String]| session_revoked(&user, ids, reason, None)
+    Arc::new(move |ids: &[String]| session_revoked(&user, ids, reason, None))
 }
 
 async fn accounts_are_unique_and_carry_their_event(store: Arc<dyn AuthStore>) {
@@ -203,7 +200,13 @@ async fn revocations_are_scoped_and_evented(store: Arc<dyn AuthStore>) {
     let event = revoked_event("u1", "logout");
 
     let one = store
-        .revoke_sessions("u1", RevokeScope::Session("s1"), "logout", now, &event)
+        .revoke_sessions(
+            "u1",
+            RevokeScope::Session("s1"),
+            "logout",
+            now,
+            event.clone(),
+        )
         .await
         .expect("revoke");
     assert_eq!(one, ["s1"]);
@@ -215,12 +218,24 @@ async fn revocations_are_scoped_and_evented(store: Arc<dyn AuthStore>) {
         Rotation::Invalid
     );
     let again = store
-        .revoke_sessions("u1", RevokeScope::Session("s1"), "logout", now, &event)
+        .revoke_sessions(
+            "u1",
+            RevokeScope::Session("s1"),
+            "logout",
+            now,
+            event.clone(),
+        )
         .await
         .expect("revoke");
     assert!(again.is_empty());
     let foreign = store
-        .revoke_sessions("u1", RevokeScope::Session("o1"), "logout", now, &event)
+        .revoke_sessions(
+            "u1",
+            RevokeScope::Session("o1"),
+            "logout",
+            now,
+            event.clone(),
+        )
         .await
         .expect("revoke");
     assert!(foreign.is_empty(), "only the user's own sessions");
@@ -238,7 +253,7 @@ async fn revocations_are_scoped_and_evented(store: Arc<dyn AuthStore>) {
             "new-hash",
             "s2",
             now,
-            &revoked_event("u1", "password_changed"),
+            revoked_event("u1", "password_changed"),
         )
         .await
         .expect("change");
@@ -257,7 +272,7 @@ async fn revocations_are_scoped_and_evented(store: Arc<dyn AuthStore>) {
             RevokeScope::All,
             "logout_all",
             now,
-            &revoked_event("u1", "logout_all"),
+            revoked_event("u1", "logout_all"),
         )
         .await
         .expect("revoke");
