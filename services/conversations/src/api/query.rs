@@ -17,9 +17,7 @@ impl Query {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Option<ConversationObj>> {
-        let me = super::viewer(ctx)?;
-        let view = super::service(ctx).get(&me, &id).await.gql()?;
-        Ok(view.map(ConversationObj))
+        visible(ctx, &id).await
     }
 
     /// The caller's conversations, most recently active first; `first` 1..=100.
@@ -50,8 +48,13 @@ impl Query {
         ctx: &Context<'_>,
         id: ID,
     ) -> async_graphql::Result<Option<ConversationObj>> {
-        let me = super::viewer(ctx)?;
-        let view = super::service(ctx).get(&me, &id).await.gql()?;
-        Ok(view.map(ConversationObj))
+        visible(ctx, &id).await
     }
+}
+
+/// The conversation if the caller is a member, else `None`.
+async fn visible(ctx: &Context<'_>, id: &str) -> async_graphql::Result<Option<ConversationObj>> {
+    let me = super::viewer(ctx)?;
+    let view = super::service(ctx).get(&me, id).await.gql()?;
+    Ok(view.map(ConversationObj))
 }

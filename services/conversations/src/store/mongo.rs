@@ -205,6 +205,11 @@ fn member_from(d: &Document) -> Member {
     }
 }
 
+/// Runs a find and reads every document of its (limited) result.
+async fn all(find: mongodb::action::Find<'_, Document>) -> Result<Vec<Document>, StoreError> {
+    find.await.map_err(be)?.try_collect().await.map_err(be)
+}
+
 fn ids_bson<T: AsRef<str>>(ids: impl Iterator<Item = T>) -> Vec<Bson> {
     ids.map(|i| Bson::String(i.as_ref().to_owned())).collect()
 }
@@ -435,14 +440,10 @@ impl ConversationStore for MongoStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let docs: Vec<Document> = self
+        let docs = all(self
             .col("conversations")
-            .find(doc! {"_id": {"$in": ids_bson(ids.iter())}})
-            .await
-            .map_err(be)?
-            .try_collect()
-            .await
-            .map_err(be)?;
+            .find(doc! {"_id": {"$in": ids_bson(ids.iter())}}))
+        .await?;
         Ok(docs.iter().map(conversation_from).collect())
     }
 
@@ -468,14 +469,10 @@ impl ConversationStore for MongoStore {
             return Ok(Vec::new());
         }
         let keys = users.iter().map(|u| member_key(conversation, u));
-        let docs: Vec<Document> = self
+        let docs = all(self
             .col("members")
-            .find(doc! {"_id": {"$in": ids_bson(keys)}})
-            .await
-            .map_err(be)?
-            .try_collect()
-            .await
-            .map_err(be)?;
+            .find(doc! {"_id": {"$in": ids_bson(keys)}}))
+        .await?;
         Ok(docs.iter().map(member_from).collect())
     }
 
@@ -489,16 +486,12 @@ impl ConversationStore for MongoStore {
         if let Some(a) = after {
             filter.insert("u", doc! {"$gt": a.as_str()});
         }
-        let docs: Vec<Document> = self
+        let docs = all(self
             .col("members")
             .find(filter)
             .sort(doc! {"u": 1})
-            .limit(limit as i64)
-            .await
-            .map_err(be)?
-            .try_collect()
-            .await
-            .map_err(be)?;
+            .limit(limit as i64))
+        .await?;
         Ok(docs.iter().map(member_from).collect())
     }
 
@@ -526,16 +519,12 @@ impl ConversationStore for MongoStore {
                 ],
             );
         }
-        let docs: Vec<Document> = self
+        let docs = all(self
             .col("members")
             .find(filter)
             .sort(doc! {"a": -1, "c": -1})
-            .limit(limit as i64)
-            .await
-            .map_err(be)?
-            .try_collect()
-            .await
-            .map_err(be)?;
+            .limit(limit as i64))
+        .await?;
         Ok(docs
             .iter()
             .map(|d| Membership {
@@ -546,15 +535,11 @@ impl ConversationStore for MongoStore {
     }
 
     async fn conversation_ids_of(&self, user: &UserId) -> Result<Vec<ConversationId>, StoreError> {
-        let docs: Vec<Document> = self
+        let docs = all(self
             .col("members")
             .find(doc! {"u": user.as_str()})
-            .projection(doc! {"c": 1})
-            .await
-            .map_err(be)?
-            .try_collect()
-            .await
-            .map_err(be)?;
+            .projection(doc! {"c": 1}))
+        .await?;
         Ok(docs
             .iter()
             .map(|d| ConversationId::trusted(string(d, "c")))
@@ -574,16 +559,12 @@ impl ConversationStore for MongoStore {
     }
 
     async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
-        let docs: Vec<Document> = self
+        let docs = all(self
             .col("outbox")
             .find(doc! {})
             .sort(doc! {"_id": 1})
-            .limit(limit as i64)
-            .await
-            .map_err(be)?
-            .try_collect()
-            .await
-            .map_err(be)?;
+            .limit(limit as i64))
+        .await?;
         Ok(docs
             .iter()
             .map(|d| OutboxEvent {
@@ -629,15 +610,11 @@ impl UserReplica for MongoStore {
         if ids.is_empty() {
             return Ok(HashSet::new());
         }
-        let docs: Vec<Document> = self
+        let docs = all(self
             .col("known_users")
             .find(doc! {"_id": {"$in": ids_bson(ids.iter())}})
-            .projection(doc! {"_id": 1})
-            .await
-            .map_err(be)?
-            .try_collect()
-            .await
-            .map_err(be)?;
+            .projection(doc! {"_id": 1}))
+        .await?;
         Ok(docs
             .iter()
             .map(|d| UserId::trusted(string(d, "_id")))

@@ -245,3 +245,20 @@ async fn the_embedded_store_serves_the_same_api() {
         bob.direct(&alice.id).await["id"]
     );
 }
+
+#[tokio::test]
+async fn the_entity_resolver_has_the_visibility_of_conversation() {
+    let app = spawn_app().await;
+    let (alice, bob, eve) = (app.user("alice"), app.user("bob"), app.user("eve"));
+    let g = alice.create_group("g", &[&bob]).await;
+    let query = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Conversation { id myRole memberCount } } }";
+    let reps = json!({"r": [{"__typename": "Conversation", "id": g["id"]}]});
+    let as_bob = bob.gql.ok(query, reps.clone()).await;
+    assert_eq!(as_bob["_entities"][0]["myRole"], "MEMBER");
+    assert_eq!(as_bob["_entities"][0]["memberCount"], 2);
+    let as_eve = eve.gql.ok(query, reps).await;
+    assert!(
+        as_eve["_entities"][0].is_null(),
+        "a non-member resolves to null"
+    );
+}
