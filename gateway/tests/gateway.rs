@@ -478,7 +478,7 @@ fn the_two_subgraphs_compose_into_a_plannable_supergraph() {
     let accounts = Schema::build(AccountsQuery, EmptyMutation, EmptySubscription)
         .enable_federation()
         .finish()
-        .sdl_with_options(opts.clone());
+        .sdl_with_options(opts);
     let posts = Schema::build(PostsQuery, EmptyMutation, EmptySubscription)
         .enable_federation()
         .finish()
