@@ -115,3 +115,42 @@ async fn read_your_writes_falls_back_to_the_users_service() {
     let fresh = app.user("fresh");
     assert_eq!(alice.direct(&fresh.id).await["memberCount"], 2);
 }
+
+/// An event stored with its change but not yet published (the process died in between)
+/// is published when the service starts again.
+#[tokio::test]
+async fn the_outbox_is_relayed_at_start() {
+    use minute_conversations::domain::{Title, UserId, UserIds, rules};
+    use minute_conversations::store::ConversationStore;
+    use minute_conversations::store::mongo::MongoStore;
+
+    let name = minute_testkit::unique_database("conversations");
+    let client = mongodb::Client::with_uri_str(minute_testkit::mongodb_uri())
+        .await
+        .unwrap();
+    let store = MongoStore::new(client.database(&name)).await.unwrap();
+    let owner = UserId::parse("crashed-owner").unwrap();
+    let new = rules::create_group(
+        &owner,
+        Title::parse("left behind").unwrap(),
+        UserIds::parse(&[], 10).unwrap(),
+        10,
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    let outbox = minute_conversations::events::created(&new, None);
+    store.create(&new, &outbox).await.unwrap();
+
+    assert_eq!(store.pending_outbox(10).await.unwrap().len(), 1);
+    // The relay deletes an event only after the broker confirmed every publish of it.
+    let _app = spawn_with(Options {
+        database: Some(name),
+        ..Options::default()
+    })
+    .await;
+    let drained = minute_testkit::eventually(Duration::from_secs(10), || async {
+        store.pending_outbox(10).await.unwrap().is_empty()
+    })
+    .await;
+    assert!(drained, "the relay published and cleared the stored event");
+}

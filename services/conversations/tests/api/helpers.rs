@@ -27,6 +27,8 @@ pub(crate) enum Db {
 pub(crate) struct Options {
     pub(crate) db: Db,
     pub(crate) max_members: Option<usize>,
+    /// MongoDB database name (default: a fresh one).
+    pub(crate) database: Option<String>,
 }
 
 impl Default for Options {
@@ -34,6 +36,7 @@ impl Default for Options {
         Self {
             db: Db::Mongo,
             max_members: None,
+            database: None,
         }
     }
 }
@@ -137,10 +140,11 @@ pub(crate) async fn spawn_with(options: Options) -> TestApp {
     match options.db {
         Db::Mongo => {
             env.set("DATABASE_URL", minute_testkit::mongodb_uri());
-            env.set(
-                "CONVERSATIONS_DATABASE_NAME",
-                minute_testkit::unique_database("conversations"),
-            );
+            let db = options
+                .database
+                .clone()
+                .unwrap_or_else(|| minute_testkit::unique_database("conversations"));
+            env.set("CONVERSATIONS_DATABASE_NAME", db);
         }
         Db::Sqlite => {
             let dir = std::env::temp_dir().join(minute_testkit::unique("conv-app"));
