@@ -15,7 +15,7 @@ use async_graphql::{EmptySubscription, Schema};
 use crate::domain::Users;
 
 pub use internal::routes as internal_routes;
-pub use loader::UserLoader;
+pub use loader::{EntityLoader, UserLoader};
 pub use mutation::Mutation;
 pub use query::Query;
 pub use user::User;
@@ -26,10 +26,12 @@ pub type UsersSchema = Schema<Query, Mutation, EmptySubscription>;
 /// Builds the subgraph with federation, Minute's limits and the batching `User` loader.
 pub fn schema(users: Arc<Users>) -> UsersSchema {
     let loader = DataLoader::new(UserLoader::new(users.store().clone()), tokio::spawn);
+    let entities = DataLoader::new(EntityLoader::new(users.store().clone()), tokio::spawn);
     minute_kit::graphql::limits(Schema::build(Query, Mutation, EmptySubscription))
         .enable_federation()
         .data(users)
         .data(loader)
+        .data(entities)
         .finish()
 }
 

@@ -7,7 +7,7 @@ use async_graphql::{Context, ID, Object, Result};
 use minute_kit::graphql::{traceparent, viewer};
 use minute_kit::{ApiError, GqlResultExt};
 
-use super::loader::UserLoader;
+use super::loader::{EntityLoader, UserLoader};
 use super::user::User;
 use crate::domain::{SearchLimit, SearchQuery, UserId, Users, UsersError};
 
@@ -74,12 +74,14 @@ impl Query {
     }
 
     /// Federation: resolves `User` references in batches (one store query per batch).
+    /// No token needed: the gateway calls it for fields of other subgraphs' answers,
+    /// `register`'s among them.
     #[graphql(entity)]
     async fn find_user_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<User>> {
         let Ok(id) = UserId::parse(&id) else {
             return Ok(None);
         };
-        let loader = ctx.data_unchecked::<DataLoader<UserLoader>>();
+        let loader = ctx.data_unchecked::<DataLoader<EntityLoader>>();
         let p = loader
             .load_one(id)
             .await

@@ -58,6 +58,21 @@ async fn an_unknown_entity_is_null_not_a_wrong_user() {
     assert_eq!(data["_entities"][2], Value::Null);
 }
 
+/// `register { user { displayName } }`: the gateway asks for the new user at once, before
+/// the registration event has been consumed; the reference resolves once it lands.
+#[tokio::test]
+async fn a_reference_right_after_register_resolves() {
+    let app = spawn_app_on(mongo_store().await).await;
+    let id = uuid::Uuid::now_v7().to_string();
+    let client = app.anonymous();
+    let reps = json!([{"__typename": "User", "id": id}]);
+    let ask = tokio::spawn(async move { client.ok(ENTITIES, json!({"r": reps})).await });
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    app.registered(&id, "newcomer", Some("New Comer")).await;
+    let data = ask.await.expect("task");
+    assert_eq!(data["_entities"][0]["displayName"], "New Comer");
+}
+
 #[tokio::test]
 async fn service_sdl_matches_the_committed_schema() {
     let app = spawn_app_on(mongo_store().await).await;
