@@ -48,8 +48,12 @@ pub struct App {
     listener: TcpListener,
     router: axum::Router,
     relay: Relay,
+    store: Arc<dyn AuthStore>,
     infra_stop: CancellationToken,
 }
+
+/// How often expired sessions and refresh tokens are deleted.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl App {
     /// Binds the port and assembles the service on the shared infrastructure.
@@ -64,6 +68,7 @@ impl App {
         let hasher = tokio::task::spawn_blocking(move || Hasher::new(hashing))
             .await?
             .map_err(|e| anyhow::anyhow!("password hasher: {e}"))?;
+        let purge_store = store.clone();
         let relay = Relay::new(
             store.clone(),
             infra.bus.clone(),
@@ -89,6 +94,7 @@ impl App {
             listener,
             router,
             relay,
+            store: purge_store,
             infra_stop: infra.stop.clone(),
         })
     }
@@ -102,6 +108,11 @@ impl App {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let tasks = self.infra_stop.child_token();
         let relay = tokio::spawn(self.relay.run(tasks.clone()));
+        let purge = tokio::spawn(store::purge_periodically(
+            self.store,
+            PURGE_EVERY,
+            tasks.clone(),
+        ));
         let stop = tasks.clone();
         let serving = axum::serve(
             self.listener,
@@ -116,7 +127,7 @@ impl App {
         })
         .await;
         tasks.cancel();
-        let _ = relay.await;
+        let _ = tokio::join!(relay, purge);
         serving?;
         Ok(())
     }

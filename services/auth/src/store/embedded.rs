@@ -30,9 +30,11 @@ CREATE TABLE IF NOT EXISTS sessions (
   device_name TEXT,
   created_at INTEGER NOT NULL,
   revoked_at INTEGER,
-  revoke_reason TEXT
+  revoke_reason TEXT,
+  expires_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (user_id);
+CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions (expires_at);
 CREATE TABLE IF NOT EXISTS refresh_tokens (
   hash TEXT PRIMARY KEY,
   session_id TEXT NOT NULL,
@@ -42,6 +44,7 @@ CREATE TABLE IF NOT EXISTS refresh_tokens (
   rotated_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS refresh_tokens_by_session ON refresh_tokens (session_id);
+CREATE INDEX IF NOT EXISTS refresh_tokens_by_expiry ON refresh_tokens (expires_at);
 CREATE TABLE IF NOT EXISTS outbox (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   id TEXT NOT NULL UNIQUE,
@@ -243,8 +246,8 @@ impl AuthStore for SqliteStore {
         let s = session.clone();
         self.with_tx(move |tx| {
             tx.execute(
-                "INSERT INTO sessions (id, user_id, username, device_name, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![s.id, s.user_id, s.username, s.device_name, millis(s.created_at)],
+                "INSERT INTO sessions (id, user_id, username, device_name, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![s.id, s.user_id, s.username, s.device_name, millis(s.created_at), millis(s.expires_at)],
             )
             .map_err(sql)?;
             tx.execute(
@@ -306,6 +309,11 @@ impl AuthStore for SqliteStore {
             tx.execute(
                 "INSERT INTO refresh_tokens (hash, session_id, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![new, found.session_id, found.user_id, millis(now), millis(expires_at)],
+            )
+            .map_err(sql)?;
+            tx.execute(
+                "UPDATE sessions SET expires_at = ?2 WHERE id = ?1",
+                params![found.session_id, millis(expires_at)],
             )
             .map_err(sql)?;
             Ok(Rotation::Rotated(found))
@@ -381,6 +389,25 @@ impl AuthStore for SqliteStore {
             tx.execute("DELETE FROM outbox WHERE id = ?1", params![id])
                 .map(|_| ())
                 .map_err(sql)
+        })
+        .await
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        self.with_tx(move |tx| {
+            let tokens = tx
+                .execute(
+                    "DELETE FROM refresh_tokens WHERE expires_at < ?1",
+                    params![millis(now)],
+                )
+                .map_err(sql)?;
+            let sessions = tx
+                .execute(
+                    "DELETE FROM sessions WHERE expires_at < ?1",
+                    params![millis(now)],
+                )
+                .map_err(sql)?;
+            Ok(u64::try_from(tokens + sessions).unwrap_or(0))
         })
         .await
     }

@@ -183,4 +183,27 @@ pub trait AuthStore: Send + Sync + 'static {
     async fn mark_sent(&self, event_id: &str) -> Result<(), StoreError>;
     /// Row counts.
     async fn counts(&self) -> Result<Counts, StoreError>;
+    /// Deletes refresh tokens and sessions that expired before `now` (a session expires
+    /// with its newest refresh token); returns how many rows went.
+    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+}
+
+/// Purges expired tokens and sessions every `every` until `stop` fires, so storage stays
+/// bounded by the live sessions.
+pub async fn purge_periodically(
+    store: Arc<dyn AuthStore>,
+    every: std::time::Duration,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        match store.purge_expired(Utc::now()).await {
+            Ok(n) if n > 0 => tracing::info!(rows = n, "purged expired sessions and tokens"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+        }
+    }
 }

@@ -81,7 +81,13 @@ impl MongoStore {
         ensure_indexes(
             &db,
             "sessions",
-            vec![IndexModel::builder().keys(doc! {"user_id": 1}).build()],
+            vec![
+                IndexModel::builder().keys(doc! {"user_id": 1}).build(),
+                IndexModel::builder()
+                    .keys(doc! {"expires_at": 1})
+                    .options(ttl.clone())
+                    .build(),
+            ],
         )
         .await
         .map_err(StoreError::backend)?;
@@ -244,6 +250,7 @@ impl AuthStore for MongoStore {
                 "username": &session.username,
                 "device_name": session.device_name.as_deref().map_or(Bson::Null, |d| Bson::String(d.to_owned())),
                 "created_at": bson_time(session.created_at),
+                "expires_at": bson_time(session.expires_at),
                 "revoked_at": Bson::Null,
             })
             .await
@@ -324,6 +331,14 @@ impl AuthStore for MongoStore {
             })
             .await
             .map_err(be)?;
+        // The session lives as long as its newest token.
+        self.sessions
+            .update_one(
+                doc! {"_id": &session_id},
+                doc! {"$set": {"expires_at": bson_time(expires_at)}},
+            )
+            .await
+            .map_err(be)?;
         Ok(Rotation::Rotated(found))
     }
 
@@ -390,6 +405,22 @@ impl AuthStore for MongoStore {
             .await
             .map(|_| ())
             .map_err(StoreError::backend)
+    }
+
+    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        // The TTL indexes do this too; the explicit pass makes it prompt and testable.
+        let expired = doc! {"expires_at": {"$lt": bson_time(now)}};
+        let tokens = self
+            .tokens
+            .delete_many(expired.clone())
+            .await
+            .map_err(StoreError::backend)?;
+        let sessions = self
+            .sessions
+            .delete_many(expired)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(tokens.deleted_count + sessions.deleted_count)
     }
 
     async fn counts(&self) -> Result<Counts, StoreError> {

@@ -308,7 +308,43 @@ macro_rules! conformance {
     };
 }
 
+async fn expired_sessions_and_tokens_are_purged(store: Arc<dyn AuthStore>) {
+    let di = account("u1", "di");
+    store
+        .create_account(&di, &registered(&di))
+        .await
+        .expect("created");
+    store
+        .create_session(&session("live", &di, "h-live", Duration::days(1)))
+        .await
+        .expect("session");
+    store
+        .create_session(&session("gone", &di, "h-gone", Duration::seconds(-5)))
+        .await
+        .expect("session");
+    let now = Utc::now();
+    assert!(matches!(
+        store
+            .rotate("h-live", "h-live-2", now, now + Duration::days(1))
+            .await,
+        Ok(Rotation::Rotated(_))
+    ));
+    assert_eq!(store.purge_expired(Utc::now()).await.expect("purge"), 2);
+    let counts = store.counts().await.expect("counts");
+    assert_eq!((counts.sessions, counts.refresh_tokens), (1, 2));
+    assert!(
+        matches!(
+            store
+                .rotate("h-live-2", "h-live-3", now, now + Duration::days(1))
+                .await,
+            Ok(Rotation::Rotated(_))
+        ),
+        "the live session is untouched"
+    );
+}
+
 conformance!(
+    expired_sessions_and_tokens_are_purged,
     accounts_are_unique_and_carry_their_event,
     refresh_tokens_rotate_once,
     revocations_are_scoped_and_evented
