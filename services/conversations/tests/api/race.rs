@@ -6,7 +6,20 @@ use super::helpers::*;
 
 #[tokio::test]
 async fn twenty_racing_creations_give_one_conversation() {
-    let app = spawn_app().await;
+    race(Db::Mongo).await;
+}
+
+#[tokio::test]
+async fn twenty_racing_creations_give_one_conversation_on_sqlite() {
+    race(Db::Sqlite).await;
+}
+
+async fn race(db: Db) {
+    let app = spawn_with(Options {
+        db,
+        ..Options::default()
+    })
+    .await;
     let mut watch = app.observe().await;
     let (alice, bob) = (app.user("alice"), app.user("bob"));
     let calls = (0..20).map(|i| {
