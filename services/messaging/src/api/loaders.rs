@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use async_graphql::dataloader::Loader;
 
 use crate::domain::service::{Messaging, Summary};
-use crate::domain::{MarkerKind, Markers, Message};
+use crate::domain::{MarkerKind, Markers, Message, Page};
 
 /// Receipts shown per message and marker kind.
 pub(super) const RECEIPTS_SHOWN: usize = 50;
@@ -80,5 +80,40 @@ impl Loader<String> for MessageLoader {
     async fn load(&self, keys: &[String]) -> Result<HashMap<String, Message>, String> {
         let found = self.0.store().get(keys).await.map_err(|e| e.to_string())?;
         Ok(found.into_iter().map(|m| (m.id.clone(), m)).collect())
+    }
+}
+
+/// `(viewer, conversation, page)` -> that page of history (membership checked in one batch).
+pub(super) struct HistoryLoader(pub(super) Messaging);
+
+/// A page and whether more lie beyond it.
+pub(super) type HistoryPage = (Vec<Message>, bool);
+
+impl Loader<(String, String, Page)> for HistoryLoader {
+    type Value = HistoryPage;
+    type Error = String;
+
+    async fn load(
+        &self,
+        keys: &[(String, String, Page)],
+    ) -> Result<HashMap<(String, String, Page), HistoryPage>, String> {
+        let mut by_user: HashMap<&str, Vec<(String, Page)>> = HashMap::new();
+        for (u, c, p) in keys {
+            by_user.entry(u).or_default().push((c.clone(), *p));
+        }
+        let mut out = HashMap::new();
+        for (user, requests) in by_user {
+            let pages = self
+                .0
+                .histories(user, &requests)
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            out.extend(
+                pages
+                    .into_iter()
+                    .map(|((c, p), v)| ((user.to_owned(), c, p), v)),
+            );
+        }
+        Ok(out)
     }
 }

@@ -34,6 +34,10 @@ pub fn schema(service: Messaging) -> MessagingSchema {
             loaders::MessageLoader(service.clone()),
             tokio::spawn,
         ))
+        .data(DataLoader::new(
+            loaders::HistoryLoader(service.clone()),
+            tokio::spawn,
+        ))
         .data(service);
     minute_kit::graphql::limits(builder).finish()
 }

@@ -5,8 +5,8 @@ use async_graphql::{ComplexObject, Context, ID, InputObject, Object, SimpleObjec
 use chrono::{DateTime, Utc};
 use minute_kit::{ApiError, GqlResultExt};
 
-use super::loaders::{MarkersLoader, MessageLoader, RECEIPTS_SHOWN, SummaryLoader};
-use crate::domain::service::{Messaging, Summary};
+use super::loaders::{HistoryLoader, MarkersLoader, MessageLoader, RECEIPTS_SHOWN, SummaryLoader};
+use crate::domain::service::Summary;
 use crate::domain::{Markers, Message, Page};
 
 /// A user, owned by the users subgraph (a reference only here).
@@ -215,9 +215,14 @@ impl ConversationNode {
         #[graphql(default_with = "Some(50)")] limit: Option<i64>,
     ) -> async_graphql::Result<MessageConnection> {
         let page = Page::parse(before, after, limit.unwrap_or(50)).gql()?;
-        let actor = super::root::actor(ctx)?;
-        let service = ctx.data::<Messaging>()?;
-        let (nodes, has_more) = service.history(&actor, &self.id, page).await.gql()?;
+        let me = viewer_id(ctx)?;
+        let loader = ctx.data::<DataLoader<HistoryLoader>>()?;
+        let (nodes, has_more) = loader
+            .load_one((me, self.id.to_string(), page))
+            .await
+            .map_err(ApiError::internal)
+            .gql()?
+            .ok_or_else(|| ApiError::not_found("conversation not found").into_graphql())?;
         Ok(MessageConnection {
             nodes: nodes.into_iter().map(MessageNode).collect(),
             has_more,

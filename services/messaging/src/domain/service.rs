@@ -411,6 +411,52 @@ impl Messaging {
         Ok(self.store.search(&scope, terms, first).await?)
     }
 
+    /// The conversations among `conversations` that `user` is a member of: one replica
+    /// call for all, the owner asked only about those the replica cannot confirm.
+    async fn readable(
+        &self,
+        user: &str,
+        conversations: &[String],
+    ) -> Result<Vec<String>, DomainError> {
+        let known = self
+            .members
+            .replica()
+            .memberships(user, conversations)
+            .await?;
+        let mut readable: Vec<String> = Vec::with_capacity(conversations.len());
+        for c in conversations {
+            if readable.contains(c) {
+                continue;
+            }
+            let member = known.get(c).is_some_and(|r| r.role.is_some())
+                || matches!(self.members.access(c, user).await?, Access::Member(_));
+            if member {
+                readable.push(c.clone());
+            }
+        }
+        Ok(readable)
+    }
+
+    /// History pages of many conversations for one member: membership checked in one batch,
+    /// the pages read concurrently; pages of conversations the user may not read are left out.
+    pub async fn histories(
+        &self,
+        user: &str,
+        requests: &[(String, Page)],
+    ) -> Result<HashMap<(String, Page), (Vec<Message>, bool)>, DomainError> {
+        let convs: Vec<String> = requests.iter().map(|(c, _)| c.clone()).collect();
+        let readable = self.readable(user, &convs).await?;
+        let wanted: Vec<&(String, Page)> = requests
+            .iter()
+            .filter(|(c, _)| readable.contains(c))
+            .collect();
+        let pages = futures_util::future::try_join_all(
+            wanted.iter().map(|(c, p)| self.store.history(c, *p)),
+        )
+        .await?;
+        Ok(wanted.into_iter().cloned().zip(pages).collect())
+    }
+
     /// Summaries of many conversations for one member, in a fixed number of store calls;
     /// conversations the user may not read are left out.
     pub async fn summaries(
@@ -418,19 +464,7 @@ impl Messaging {
         user: &str,
         conversations: &[String],
     ) -> Result<HashMap<String, Summary>, DomainError> {
-        let known = self
-            .members
-            .replica()
-            .memberships(user, conversations)
-            .await?;
-        let mut readable = Vec::with_capacity(conversations.len());
-        for c in conversations {
-            let member = known.get(c).is_some_and(|r| r.role.is_some())
-                || matches!(self.members.access(c, user).await?, Access::Member(_));
-            if member {
-                readable.push(c.clone());
-            }
-        }
+        let readable = self.readable(user, conversations).await?;
         let last = self.store.last_seqs(&readable).await?;
         let markers = self.store.markers_of(user, &readable).await?;
         let read_of = |c: &String| markers.get(c).map_or(0, |m: &Markers| m.read_seq);

@@ -78,7 +78,7 @@ impl Emoji {
 }
 
 /// A history page size: 1..=200.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HistoryLimit(i64);
 
 impl HistoryLimit {
@@ -103,7 +103,7 @@ impl HistoryLimit {
 }
 
 /// Which slice of a conversation's history to read. Always returned ascending by seq.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Page {
     /// The latest `limit` messages.
     Latest(HistoryLimit),

@@ -224,3 +224,41 @@ async fn membership_events_apply_in_version_order_whatever_the_arrival_order() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_page_of_conversations_resolves_in_one_request() {
+    let app = spawn_app(Spawn::new(Backend::sqlite())).await;
+    let (alice, bob) = (app.user(), app.user());
+    let c1 = app
+        .group(&[(&alice, MemberRole::Owner), (&bob, MemberRole::Member)])
+        .await;
+    let c2 = app
+        .group(&[(&alice, MemberRole::Owner), (&bob, MemberRole::Member)])
+        .await;
+    let hidden = app.group(&[(&bob, MemberRole::Owner)]).await;
+    bob.send(&c1, "one").await;
+    bob.send(&c1, "two").await;
+    alice.send(&c2, "mine").await;
+    let q = "query($r: [_Any!]!) { _entities(representations: $r) { ... on Conversation { id lastSeq unreadCount lastMessage { body } messages(limit: 1) { hasMore nodes { seq } } } } }";
+    let reps: Vec<_> = [&c1, &c2]
+        .iter()
+        .map(|c| json!({"__typename": "Conversation", "id": c}))
+        .collect();
+    let page = alice.gql.ok(q, json!({"r": reps})).await;
+    assert_eq!(
+        page["_entities"],
+        json!([
+            {"id": c1, "lastSeq": 2, "unreadCount": 2, "lastMessage": {"body": "two"}, "messages": {"hasMore": true, "nodes": [{"seq": 2}]}},
+            {"id": c2, "lastSeq": 1, "unreadCount": 0, "lastMessage": {"body": "mine"}, "messages": {"hasMore": false, "nodes": [{"seq": 1}]}},
+        ])
+    );
+    let r = alice
+        .gql
+        .raw(
+            q,
+            json!({"r": [{"__typename": "Conversation", "id": hidden}]}),
+        )
+        .await;
+    assert_eq!(code(&r), "NOT_FOUND", "{r}");
+    app.stop().await;
+}
