@@ -237,3 +237,41 @@ async fn readiness_includes_the_database() {
     .await;
     assert!(ready, "/readyz never reported ready with a database check");
 }
+
+#[tokio::test]
+async fn all_in_one_mode_serves_every_flow_on_sqlite() {
+    let app = spawn_embedded().await;
+    let mut events = app.auth_events().await;
+    let first = app.register("solo").await;
+    assert_eq!(
+        next_event(&mut events, "auth.account.registered")
+            .await
+            .data["username"],
+        json!("solo")
+    );
+    let other = app.login_ok("solo", PASSWORD).await;
+    let rotated = app.refresh_ok(&other.refresh).await;
+    assert_eq!(
+        code(&app.refresh(&other.refresh).await).as_deref(),
+        Some("UNAUTHENTICATED")
+    );
+    assert_eq!(
+        app.logout_code(&rotated.access).await.as_deref(),
+        Some("UNAUTHENTICATED"),
+        "family revoked"
+    );
+    let me = app.as_user(&first.access);
+    me.ok(
+        CHANGE_PASSWORD,
+        json!({"c": PASSWORD, "n": "another password"}),
+    )
+    .await;
+    app.login_ok("solo", "another password").await;
+    assert_eq!(me.ok(LOGOUT_ALL, json!({})).await["logoutAll"], json!(true));
+    assert_eq!(
+        app.logout_code(&first.access).await.as_deref(),
+        Some("UNAUTHENTICATED")
+    );
+    let counts = app.store.counts().await.expect("counts");
+    assert_eq!(counts.accounts, 1);
+}

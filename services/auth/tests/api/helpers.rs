@@ -232,3 +232,39 @@ pub(crate) async fn next_event(sub: &mut Subscription, event_type: &str) -> RawE
         }
     }
 }
+
+/// All-in-one mode: embedded SQLite in a fresh data dir, in-process bus, throttle and
+/// revocations.
+pub(crate) async fn spawn_embedded() -> TestApp {
+    let dir = std::env::temp_dir().join(minute_testkit::unique("auth-data"));
+    let settings = Settings::from_env(&Env::from_pairs([
+        ("PORT", "0"),
+        ("HOST", "127.0.0.1"),
+        ("MINUTE_DATA_DIR", dir.to_str().expect("utf-8 temp dir")),
+        ("AUTH_OUTBOX_INTERVAL_MS", "200"),
+    ]))
+    .expect("settings");
+    let stop = CancellationToken::new();
+    let options = InfraOptions {
+        bus_namespace: minute_testkit::unique_namespace(),
+        replica_id: minute_testkit::unique("auth"),
+        ..InfraOptions::default()
+    };
+    let infra = Infra::connect(options, jwt(), stop.clone())
+        .await
+        .expect("in-process infra");
+    let app = App::build(settings, infra.clone())
+        .await
+        .expect("app builds");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped(stop.clone()));
+    let store = minute_auth::store::embedded::SqliteStore::open(&dir.join("auth.sqlite3"))
+        .expect("second connection to the data file");
+    TestApp {
+        client: GraphqlClient::new(port),
+        port,
+        infra,
+        store: Arc::new(store),
+        stop,
+    }
+}
