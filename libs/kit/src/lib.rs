@@ -12,6 +12,7 @@
 //! - [`infra`]: the bus, Redis and the authenticator, connected once per process and
 //!   passed into every service (in-process fallbacks for `minute all`).
 //! - [`mongo`] and [`redis`]: pooled connections, index helpers and readiness checks.
+//! - [`sqlite`]: the embedded stores' shared mechanism (WAL file, blocking-pool access).
 //!
 //! Start at [`config::CommonSettings::from_env`] and [`http::serve`].
 #![warn(missing_docs)]
@@ -25,6 +26,7 @@ pub mod infra;
 pub mod mongo;
 pub mod redis;
 pub mod shutdown;
+pub mod sqlite;
 pub mod telemetry;
 
 pub use error::{ApiError, ErrorCode, GqlResultExt};

@@ -1,12 +1,12 @@
 //! The embedded adapter: SQLite (bundled, WAL) in one file, for `minute all` without
-//! MongoDB. One connection behind a mutex, used from the blocking pool so the runtime's
-//! threads never wait on disk.
+//! MongoDB, through `minute_kit::sqlite` (one connection, used from the blocking pool).
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use minute_kit::sqlite::Sqlite;
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 
 use super::{OutboxEntry, Pending, StoreError, UserStore, merge_search};
 use crate::domain::input::fold_case;
@@ -43,25 +43,14 @@ const COLUMNS: &str = "id, username, display_name, avatar_url, bio, created_at, 
 /// Profiles in a SQLite file.
 #[derive(Clone)]
 pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
+    db: Sqlite,
 }
 
 impl SqliteStore {
     /// Opens (creating) the file and its directory, in WAL mode.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                anyhow::anyhow!("MINUTE_DATA_DIR {} cannot be created: {e}", dir.display())
-            })?;
-        }
-        let conn = Connection::open(path)
-            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            db: Sqlite::open(path, SCHEMA)?,
         })
     }
 
@@ -70,14 +59,18 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        })
-        .await
-        .map_err(StoreError::from_display)?
-        .map_err(StoreError::from_display)
+        self.db.run(f).await.map_err(StoreError::from_display)
+    }
+
+    async fn tx<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T> + Send + 'static,
+    {
+        self.db
+            .transaction(f)
+            .await
+            .map_err(StoreError::from_display)
     }
 }
 
@@ -121,7 +114,28 @@ fn search_sql(column: &str) -> String {
     )
 }
 
-fn push_outbox(conn: &Connection, user: &str, e: &OutboxEntry) -> rusqlite::Result<()> {
+/// Columns in the order of [`profile_values`].
+const PROFILE_FIELDS: &str = "id, username, username_lc, display_name, display_name_lc, \
+                              avatar_url, bio, created_at, provisional, registered_event, version";
+
+/// `?1..?11` of a profile row.
+fn profile_values(p: &Profile) -> Vec<Value> {
+    vec![
+        Value::from(p.id.as_str().to_owned()),
+        Value::from(p.username.clone()),
+        Value::from(fold_case(&p.username)),
+        Value::from(p.display_name.clone()),
+        Value::from(fold_case(&p.display_name)),
+        Value::from(p.avatar_url.clone()),
+        Value::from(p.bio.clone()),
+        Value::from(millis_rfc3339(&p.created_at)),
+        Value::from(p.provisional),
+        Value::from(p.registered_event.clone()),
+        Value::from(p.version),
+    ]
+}
+
+fn push_outbox(conn: &Connection, user: &Value, e: &OutboxEntry) -> rusqlite::Result<()> {
     conn.execute(
         "INSERT INTO outbox (id, user_id, routing_key, body) VALUES (?1, ?2, ?3, ?4)",
         params![e.id, user, e.routing_key, e.body],
@@ -172,65 +186,36 @@ impl UserStore for SqliteStore {
     }
 
     async fn insert(&self, profile: &Profile, event: &OutboxEntry) -> Result<bool, StoreError> {
-        let p = profile.clone();
-        let e = event.clone();
-        self.with(move |c| {
-            let tx = c.transaction()?;
+        let (values, e) = (profile_values(profile), event.clone());
+        self.tx(move |tx| {
             let n = tx.execute(
-                "INSERT INTO profiles (id, username, username_lc, display_name, display_name_lc, \
-                 avatar_url, bio, created_at, provisional, registered_event, version) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (id) DO NOTHING",
-                params![
-                    p.id.as_str(),
-                    p.username,
-                    fold_case(&p.username),
-                    p.display_name,
-                    fold_case(&p.display_name),
-                    p.avatar_url,
-                    p.bio,
-                    millis_rfc3339(&p.created_at),
-                    p.provisional,
-                    p.registered_event,
-                    p.version
-                ],
+                &format!(
+                    "INSERT INTO profiles ({PROFILE_FIELDS}) VALUES \
+                     (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (id) DO NOTHING"
+                ),
+                params_from_iter(&values),
             )?;
             if n == 1 {
-                push_outbox(&tx, p.id.as_str(), &e)?;
+                push_outbox(tx, &values[0], &e)?;
             }
-            tx.commit()?;
             Ok(n == 1)
         })
         .await
     }
 
     async fn replace(&self, profile: &Profile, event: &OutboxEntry) -> Result<bool, StoreError> {
-        let p = profile.clone();
-        let e = event.clone();
-        self.with(move |c| {
-            let tx = c.transaction()?;
+        let (mut values, e) = (profile_values(profile), event.clone());
+        values.push(Value::Integer(profile.version - 1));
+        self.tx(move |tx| {
             let n = tx.execute(
                 "UPDATE profiles SET username = ?2, username_lc = ?3, display_name = ?4, \
                  display_name_lc = ?5, avatar_url = ?6, bio = ?7, created_at = ?8, provisional = ?9, \
                  registered_event = ?10, version = ?11 WHERE id = ?1 AND version = ?12",
-                params![
-                    p.id.as_str(),
-                    p.username,
-                    fold_case(&p.username),
-                    p.display_name,
-                    fold_case(&p.display_name),
-                    p.avatar_url,
-                    p.bio,
-                    millis_rfc3339(&p.created_at),
-                    p.provisional,
-                    p.registered_event,
-                    p.version,
-                    p.version - 1
-                ],
+                params_from_iter(&values),
             )?;
             if n == 1 {
-                push_outbox(&tx, p.id.as_str(), &e)?;
+                push_outbox(tx, &values[0], &e)?;
             }
-            tx.commit()?;
             Ok(n == 1)
         })
         .await
@@ -286,8 +271,9 @@ mod tests {
     #[test]
     fn search_walks_the_indexes() {
         let dir = std::env::temp_dir().join(format!("users-plan-{}", std::process::id()));
-        let store = SqliteStore::open(&dir.join("plan.sqlite3")).unwrap();
-        let conn = store.conn.lock().unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        let conn = Connection::open(dir.join("plan.sqlite3")).unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
         for (column, index) in [
             ("username_lc", "profiles_username_lc"),
             ("display_name_lc", "profiles_display_name_lc"),
