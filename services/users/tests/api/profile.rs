@@ -134,3 +134,24 @@ async fn user_by_id() {
         "UNAUTHENTICATED"
     );
 }
+
+#[tokio::test]
+async fn concurrent_first_requests_and_the_event_make_one_profile() {
+    let app = spawn_app().await;
+    let (id, gus) = app.user("gus");
+    let mut calls = Vec::new();
+    for _ in 0..10 {
+        let c = gus.clone();
+        calls.push(tokio::spawn(async move { c.ok(ME, json!({})).await }));
+    }
+    app.registered(&id, "gus", Some("Gus G.")).await;
+    for c in calls {
+        let me = c.await.expect("task");
+        assert_eq!(me["me"]["id"], id.as_str());
+        assert_eq!(me["me"]["username"], "gus");
+    }
+    app.wait_for_profile(&id, |p| p["displayName"] == "Gus G.")
+        .await;
+    let uid = minute_users::domain::UserId::parse(&id).unwrap();
+    assert_eq!(app.store.get_many(&[uid]).await.unwrap().len(), 1);
+}

@@ -111,6 +111,19 @@ async fn bad_inputs_are_refused_and_nothing_is_written() {
 }
 
 #[tokio::test]
+async fn a_refused_first_call_creates_no_profile() {
+    let app = spawn_app().await;
+    let (id, newbie) = app.user("newbie");
+    let body = newbie
+        .raw(UPDATE, json!({"input": {"displayName": "x".repeat(65)}}))
+        .await;
+    assert_eq!(code(&body), "BAD_USER_INPUT");
+    let id = minute_users::domain::UserId::parse(&id).unwrap();
+    assert!(app.store.get(&id).await.unwrap().is_none());
+    assert!(app.store.pending(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn boundaries_are_accepted() {
     let app = spawn_app().await;
     let (_, cleo) = app.user("cleo");
