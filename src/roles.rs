@@ -56,6 +56,7 @@ async fn start(
         Role::Realtime => realtime(env, infra).await,
         Role::Gateway => gateway(env, infra).await,
         Role::All => all(env, infra).await,
+        Role::Healthcheck => Ok(()),
     }
 }
 
@@ -80,41 +81,101 @@ service_role!(conversations, minute_conversations);
 service_role!(messaging, minute_messaging);
 service_role!(realtime, minute_realtime);
 
-fn gateway(env: Env, infra: Infra) -> RoleFuture {
-    Box::pin(async move {
-        // The federation gateway is its own issue; until it lands the role serves health.
-        let common = CommonSettings::from_env(&env, 8080)?;
-        let listener = minute_kit::http::bind(&common.host, common.port).await?;
-        tracing::info!(port = common.port, "gateway listening (health only)");
-        let router = minute_kit::http::health_routes(infra.readiness.clone());
-        minute_kit::http::serve(listener, router, infra.stop.clone()).await?;
-        Ok(())
-    })
-}
+service_role!(gateway, minute_gateway);
 
-/// Every service on an internal loopback port, sharing one infrastructure, and the public
-/// port for the edge.
+/// The services `minute all` runs on loopback ports, with the variable that names each.
+const SERVICES: [(&str, &str); 5] = [
+    ("auth", "AUTH_URL"),
+    ("users", "USERS_URL"),
+    ("conversations", "CONVERSATIONS_URL"),
+    ("messaging", "MESSAGING_URL"),
+    ("realtime", "REALTIME_URL"),
+];
+
+/// Every service on an internal loopback port, sharing one infrastructure; the public
+/// port serves the federated `/graphql` (the gateway's edge), `/ws` (realtime, in-process)
+/// and the health endpoints.
 async fn all(env: Env, infra: Infra) -> anyhow::Result<()> {
+    let common = CommonSettings::from_env(&env, 8080)?;
     let mut internal = env.clone();
     internal.set("HOST", "127.0.0.1");
-    internal.set("PORT", "0");
-    let roles = [auth, users, conversations, messaging, realtime];
-    let mut handles: Vec<_> = roles
-        .iter()
-        .map(|role| tokio::spawn(role(internal.clone(), infra.clone())))
-        .collect();
-    handles.push(tokio::spawn(gateway(env, infra.clone())));
-    let mut first_error = None;
+    let mut ports = Vec::new();
+    for (_, var) in SERVICES {
+        let port = free_loopback_port()?;
+        internal.set(var, format!("http://127.0.0.1:{port}"));
+        ports.push(port);
+    }
+    // GraphQL introspection and GraphiQL are on in all-in-one dev mode unless set.
+    if env.get("GRAPHQL_INTROSPECTION").is_none() {
+        internal.set("GRAPHQL_INTROSPECTION", "true");
+    }
+    let mut handles = Vec::new();
+    let mut realtime_router = None;
+    for ((name, _), port) in SERVICES.iter().zip(&ports) {
+        let mut e = internal.clone();
+        e.set("PORT", port.to_string());
+        match *name {
+            "auth" => handles.push(tokio::spawn(auth(e, infra.clone()))),
+            "users" => handles.push(tokio::spawn(users(e, infra.clone()))),
+            "conversations" => handles.push(tokio::spawn(conversations(e, infra.clone()))),
+            "messaging" => handles.push(tokio::spawn(messaging(e, infra.clone()))),
+            _ => {
+                let settings =
+                    minute_realtime::Settings::from_env(&e).context("configuration of realtime")?;
+                let app = minute_realtime::App::build(settings, infra.clone()).await?;
+                realtime_router = Some(app.into_router(infra.stop.clone()));
+            }
+        }
+    }
+    let mut edge_env = internal.clone();
+    edge_env.set("HOST", common.host.clone());
+    edge_env.set("PORT", common.port.to_string());
+    let settings =
+        minute_gateway::Settings::from_env(&edge_env).context("configuration of the gateway")?;
+    let gateway = minute_gateway::App::build(settings, infra.clone()).await?;
+    tracing::info!(
+        port = gateway.port(),
+        "minute (all roles) listening: /graphql, /ws"
+    );
+    let (listener, edge, composition) = gateway.into_parts();
+    let mut public = edge.router();
+    if let Some(ws) = realtime_router {
+        // The realtime router keeps its own state; requests to /ws are handed to it as-is
+        // (the WebSocket upgrade travels in the request's extensions).
+        public = public.route(
+            "/ws",
+            axum::routing::any(move |request: axum::extract::Request| {
+                let ws = ws.clone();
+                async move {
+                    use tower::ServiceExt;
+                    match ws.oneshot(request).await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    }
+                }
+            }),
+        );
+    }
+    let composing = tokio::spawn(composition.run());
+    let served = minute_kit::http::serve(listener, public, infra.stop.clone()).await;
+    infra.stop.cancel();
+    edge.shutdown();
+    let _ = composing.await;
+    let mut first_error = served.err().map(anyhow::Error::from);
     for h in handles {
         let result = h
             .await
             .unwrap_or_else(|e| Err(anyhow::anyhow!("a role panicked: {e}")));
         if let Err(e) = result {
-            infra.stop.cancel();
             first_error.get_or_insert(e);
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+fn free_loopback_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
 }
 
 /// `MINUTE_DATA_DIR`, default `./data`.
