@@ -19,7 +19,7 @@ use minute_kit::error::ApiError;
 use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::types::Event;
+use crate::api::types::{Event, Outgoing};
 use crate::domain::protocol::{Close, codes};
 use crate::fallback::ConversationsClient;
 use crate::store::{Ephemeral, MembershipStore};
@@ -38,7 +38,7 @@ pub(crate) struct SocketHandle {
     pub(crate) user_id: Arc<str>,
     pub(crate) session_id: Box<str>,
     id: u64,
-    tx: mpsc::Sender<Arc<Event>>,
+    tx: mpsc::Sender<Arc<Outgoing>>,
     kill: Mutex<Option<Kill>>,
     notify: Notify,
     present: AtomicBool,
@@ -64,7 +64,7 @@ impl SocketHandle {
         }
     }
 
-    fn push(&self, event: &Arc<Event>) {
+    fn push(&self, event: &Arc<Outgoing>) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(event.clone()) {
             // Never wait for one slow client: everyone else shares this task.
             self.kill(Kill::Close(Close::new(
@@ -117,6 +117,7 @@ pub(crate) struct HubDeps {
 pub(crate) struct Hub {
     state: Mutex<State>,
     binder: mpsc::UnboundedSender<BindOp>,
+    presence: mpsc::UnboundedSender<(Arc<str>, Presence)>,
     next_id: AtomicU64,
     pub(crate) deps: HubDeps,
 }
@@ -133,13 +134,22 @@ impl Hub {
     /// The hub and its binder task (stops with `stop`).
     pub(crate) fn start(deps: HubDeps, stop: CancellationToken) -> Arc<Self> {
         let (binder, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run_binder(deps.bus.clone(), deps.queue.clone(), rx, stop));
-        Arc::new(Self {
+        tokio::spawn(run_binder(
+            deps.bus.clone(),
+            deps.queue.clone(),
+            rx,
+            stop.clone(),
+        ));
+        let (presence, presence_rx) = mpsc::unbounded_channel();
+        let hub = Arc::new(Self {
             state: Mutex::default(),
             binder,
+            presence,
             next_id: AtomicU64::new(1),
             deps,
-        })
+        });
+        tokio::spawn(run_presence(Arc::downgrade(&hub), presence_rx, stop));
+        hub
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -166,7 +176,7 @@ impl Hub {
     pub(crate) async fn connect(
         &self,
         viewer: &Viewer,
-    ) -> Result<(Arc<SocketHandle>, mpsc::Receiver<Arc<Event>>), Close> {
+    ) -> Result<(Arc<SocketHandle>, mpsc::Receiver<Arc<Outgoing>>), Close> {
         let user: Arc<str> = viewer.user_id.as_str().into();
         let (tx, rx) = mpsc::channel(self.deps.outbound_queue.max(1));
         let handle = Arc::new(SocketHandle {
@@ -356,7 +366,7 @@ impl Hub {
 
     /// Delivers `event` to the local members of `conv`.
     pub(crate) fn deliver_conv(&self, conv: &str, event: Event) {
-        let event = Arc::new(event);
+        let event = Arc::new(Outgoing::new(event));
         let st = self.state();
         let Some(c) = st.convs.get(conv) else {
             return;
@@ -370,7 +380,7 @@ impl Hub {
 
     /// Delivers `event` to every socket of `user` here.
     pub(crate) fn deliver_user(&self, user: &str, event: Event) {
-        let event = Arc::new(event);
+        let event = Arc::new(Outgoing::new(event));
         if let Some(u) = self.state().users.get(user) {
             u.sockets.iter().for_each(|s| s.push(&event));
         }
@@ -437,7 +447,7 @@ impl Hub {
     }
 
     fn deliver_user_in(&self, conv: &str, user: &str, event: Event) {
-        let event = Arc::new(event);
+        let event = Arc::new(Outgoing::new(event));
         let st = self.state();
         if let Some(u) = st.users.get(user)
             && u.convs.contains(conv)
@@ -449,7 +459,7 @@ impl Hub {
     /// `MemberRemoved`: the local members and the removed user get `event`, then the removed
     /// user stops receiving the conversation.
     pub(crate) fn member_removed(&self, conv: &str, version: u64, user: &str, event: Event) {
-        let event = Arc::new(event);
+        let event = Arc::new(Outgoing::new(event));
         let mut st = self.state();
         let mut reached: HashSet<Arc<str>> = HashSet::new();
         if let Some(c) = st.convs.get(conv) {
@@ -473,8 +483,16 @@ impl Hub {
         }
     }
 
-    /// Records a presence transition in the shared store and tells the user's direct peers.
+    /// Queues a presence transition: recorded and published by one task, in order, off the
+    /// sockets' path (a slow broker must not delay a connect or a close).
     async fn announce(&self, user: &str, presence: Presence) {
+        if presence != Presence::Same {
+            let _ = self.presence.send((user.into(), presence));
+        }
+    }
+
+    /// Records a presence transition in the shared store and tells the user's direct peers.
+    async fn record_presence(&self, user: &str, presence: Presence) {
         let ttl = self.deps.presence_ttl;
         let replica = &self.deps.replica_id;
         let changed = match presence {
@@ -550,6 +568,21 @@ impl Hub {
                 .iter()
                 .for_each(|s| s.kill(Kill::Close(close.clone())));
         }
+    }
+}
+
+async fn run_presence(
+    hub: std::sync::Weak<Hub>,
+    mut rx: mpsc::UnboundedReceiver<(Arc<str>, Presence)>,
+    stop: CancellationToken,
+) {
+    loop {
+        let (user, presence) = tokio::select! {
+            _ = stop.cancelled() => return,
+            next = rx.recv() => match next { Some(n) => n, None => return },
+        };
+        let Some(hub) = hub.upgrade() else { return };
+        hub.record_presence(&user, presence).await;
     }
 }
 

@@ -110,6 +110,7 @@ impl App {
             auth: infra.auth.clone(),
             limits: settings.limits.clone(),
             stop: infra.stop.clone(),
+            projections: Default::default(),
         });
         let router = axum::Router::new()
             .route("/ws", get(api::ws::handler))
@@ -125,6 +126,17 @@ impl App {
     /// The bound port (tests bind port 0).
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The routes without this service's own listener, for `minute all` to mount `/ws` on
+    /// the public port; open sockets still get a 1001 close frame when `shutdown` fires.
+    pub fn into_router(self, shutdown: CancellationToken) -> axum::Router {
+        let hub = self.hub.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            close_all(&hub);
+        });
+        self.router
     }
 
     /// Serves until `shutdown` fires; open sockets get a 1001 close frame.

@@ -6,6 +6,8 @@
 #![allow(unreachable_pub)]
 mod api {
     pub mod bad_input;
+    pub mod embedded;
+    pub mod failover;
     pub mod flows;
     pub mod helpers;
     pub mod presence;

@@ -23,7 +23,9 @@ pub type RealtimeSchema = Schema<Query, Mutation, SubscriptionRoot>;
 pub(crate) struct SocketCtx(pub(crate) Arc<SocketHandle>);
 
 /// The events of one `events` subscription, handed to the resolver once.
-pub(crate) struct EventFeed(pub(crate) Mutex<Option<mpsc::UnboundedReceiver<Arc<Event>>>>);
+pub(crate) struct EventFeed(
+    pub(crate) Mutex<Option<mpsc::UnboundedReceiver<Arc<types::Outgoing>>>>,
+);
 
 /// Builds the schema.
 pub(crate) fn schema(hub: Option<Arc<Hub>>) -> RealtimeSchema {
@@ -96,7 +98,7 @@ impl SubscriptionRoot {
             .and_then(|f| f.0.lock().unwrap_or_else(|p| p.into_inner()).take())
             .ok_or_else(|| ApiError::bad_input("only available over /ws").into_graphql())?;
         Ok(futures_util::stream::unfold(feed, |mut rx| async move {
-            rx.recv().await.map(|e| ((*e).clone(), rx))
+            rx.recv().await.map(|e| (e.event.clone(), rx))
         }))
     }
 }

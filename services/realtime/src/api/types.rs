@@ -2,10 +2,25 @@
 
 use async_graphql::{Enum, ID, SimpleObject, Union};
 use chrono::{DateTime, Utc};
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
+
+/// Times as the GraphQL `DateTime` scalar writes them, so both execution paths agree.
+fn time<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339())
+}
+
+fn opt_time<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => time(t, s),
+        None => s.serialize_none(),
+    }
+}
 
 /// `MemberRole`.
-#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+#[derive(Enum, Serialize, Copy, Clone, Debug, PartialEq, Eq)]
 #[graphql(name = "MemberRole")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Role {
     /// Created the conversation.
     Owner,
@@ -26,7 +41,8 @@ impl From<minute_events::MemberRole> for Role {
 }
 
 /// A new message.
-#[derive(SimpleObject, Clone, Debug)]
+#[derive(SimpleObject, Serialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
 pub struct MessageCreated {
     pub conversation_id: ID,
     pub seq: i64,
@@ -35,30 +51,36 @@ pub struct MessageCreated {
     pub client_message_id: Option<String>,
     pub body: String,
     pub reply_to_id: Option<ID>,
+    #[serde(serialize_with = "time")]
     pub created_at: DateTime<Utc>,
 }
 
 /// An edited message.
-#[derive(SimpleObject, Clone, Debug)]
+#[derive(SimpleObject, Serialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
 pub struct MessageEdited {
     pub conversation_id: ID,
     pub seq: i64,
     pub message_id: ID,
     pub body: String,
+    #[serde(serialize_with = "time")]
     pub edited_at: DateTime<Utc>,
 }
 
 /// A deleted message.
-#[derive(SimpleObject, Clone, Debug)]
+#[derive(SimpleObject, Serialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
 pub struct MessageDeleted {
     pub conversation_id: ID,
     pub seq: i64,
     pub message_id: ID,
+    #[serde(serialize_with = "time")]
     pub deleted_at: DateTime<Utc>,
 }
 
 /// A reaction added or removed.
-#[derive(SimpleObject, Clone, Debug)]
+#[derive(SimpleObject, Serialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
 pub struct ReactionChanged {
     pub conversation_id: ID,
     pub message_id: ID,
@@ -69,7 +91,8 @@ pub struct ReactionChanged {
 }
 
 /// A member read up to `seq` (also reaches the reader's other devices).
-#[derive(SimpleObject, Clone, Debug)]
+#[derive(SimpleObject, Serialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
 pub struct ReadMarkerUpdated {
     pub conversation_id: ID,
     pub user_id: ID,
@@ -77,7 +100,8 @@ pub struct ReadMarkerUpdated {
 }
 
 /// A member's devices received up to `seq`.
-#[derive(SimpleObject, Clone, Debug)]
+#[derive(SimpleObject, Serialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
 pub struct DeliveredMarkerUpdated {
     pub conversation_id: ID,
     pub user_id: ID,
@@ -85,14 +109,16 @@ pub struct DeliveredMarkerUpdated {
 }
 
 /// Title changed.
-#[derive(SimpleObject, Clone, Debug)]
+#[derive(SimpleObject, Serialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
 pub struct ConversationUpdated {
     pub conversation_id: ID,
     pub title: Option<String>,
 }
 
 /// A member joined (or changed role).
-#[derive(SimpleObject, Clone, Debug)]
+#[derive(SimpleObject, Serialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
 pub struct MemberAdded {
     pub conversation_id: ID,
     pub user_id: ID,
@@ -100,29 +126,34 @@ pub struct MemberAdded {
 }
 
 /// A member left or was removed; the removed user gets it, then nothing more.
-#[derive(SimpleObject, Clone, Debug)]
+#[derive(SimpleObject, Serialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
 pub struct MemberRemoved {
     pub conversation_id: ID,
     pub user_id: ID,
 }
 
 /// Someone types (expires after 5 s unless repeated).
-#[derive(SimpleObject, Clone, Debug)]
+#[derive(SimpleObject, Serialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
 pub struct TypingStarted {
     pub conversation_id: ID,
     pub user_id: ID,
 }
 
 /// A direct-conversation peer came online or went offline.
-#[derive(SimpleObject, Clone, Debug)]
+#[derive(SimpleObject, Serialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
 pub struct PresenceChanged {
     pub user_id: ID,
     pub online: bool,
+    #[serde(serialize_with = "opt_time")]
     pub last_seen_at: Option<DateTime<Utc>>,
 }
 
 /// This socket's session was revoked; the socket closes with 4401 next.
-#[derive(SimpleObject, Clone, Debug)]
+#[derive(SimpleObject, Serialize, Clone, Debug)]
+#[serde(rename_all = "camelCase")]
 pub struct SessionRevoked {
     pub reason: String,
 }
@@ -143,4 +174,44 @@ pub enum Event {
     TypingStarted(TypingStarted),
     PresenceChanged(PresenceChanged),
     SessionRevoked(SessionRevoked),
+}
+
+/// An event ready for sockets: the typed value (for the general executor) and its fields
+/// as JSON (for projections), computed once per event rather than once per socket.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub(crate) event: Event,
+    pub(crate) typename: &'static str,
+    pub(crate) fields: Map<String, Value>,
+}
+
+fn fields_of<T: Serialize>(v: &T) -> Map<String, Value> {
+    match serde_json::to_value(v) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
+}
+
+impl Outgoing {
+    pub(crate) fn new(event: Event) -> Self {
+        let (typename, fields) = match &event {
+            Event::MessageCreated(e) => ("MessageCreated", fields_of(e)),
+            Event::MessageEdited(e) => ("MessageEdited", fields_of(e)),
+            Event::MessageDeleted(e) => ("MessageDeleted", fields_of(e)),
+            Event::ReactionChanged(e) => ("ReactionChanged", fields_of(e)),
+            Event::ReadMarkerUpdated(e) => ("ReadMarkerUpdated", fields_of(e)),
+            Event::DeliveredMarkerUpdated(e) => ("DeliveredMarkerUpdated", fields_of(e)),
+            Event::ConversationUpdated(e) => ("ConversationUpdated", fields_of(e)),
+            Event::MemberAdded(e) => ("MemberAdded", fields_of(e)),
+            Event::MemberRemoved(e) => ("MemberRemoved", fields_of(e)),
+            Event::TypingStarted(e) => ("TypingStarted", fields_of(e)),
+            Event::PresenceChanged(e) => ("PresenceChanged", fields_of(e)),
+            Event::SessionRevoked(e) => ("SessionRevoked", fields_of(e)),
+        };
+        Self {
+            event,
+            typename,
+            fields,
+        }
+    }
 }

@@ -22,9 +22,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::types::{Event, SessionRevoked};
+use crate::api::types::{Event, Outgoing, SessionRevoked};
 use crate::api::{EventFeed, RealtimeSchema, SocketCtx};
 use crate::config::Limits;
+use crate::domain::projection::Projection;
 use crate::domain::protocol::{
     ClientMessage, Close, SUBPROTOCOL, SubscribePayload, authorization, codes,
 };
@@ -41,7 +42,13 @@ pub(crate) struct WsState {
     pub(crate) auth: Arc<Authenticator>,
     pub(crate) limits: Limits,
     pub(crate) stop: CancellationToken,
+    /// Validated `events` subscriptions by (document, operation, variables), shared by
+    /// every socket that sends the same one.
+    pub(crate) projections: Mutex<HashMap<(String, Option<String>, String), Arc<Projection>>>,
 }
+
+/// Distinct subscription documents remembered (clients send a handful).
+const MAX_PROJECTIONS: usize = 1024;
 
 /// Upgrades with small buffers: most sockets are idle, and tungstenite's default read
 /// buffer alone is 128 KiB per socket.
@@ -168,12 +175,17 @@ async fn init(ws: &mut WebSocket, st: &WsState) -> Result<Viewer, Option<Close>>
 }
 
 /// One client operation.
-struct Operation {
-    /// The `events` feed (dropped receivers make sends fail harmlessly for non-subscriptions).
-    feed: mpsc::UnboundedSender<Arc<Event>>,
-    /// Dropping it ends the operation's stream.
-    _cancel: oneshot::Sender<()>,
-    first: bool,
+enum Operation {
+    /// Run by async-graphql (queries, mutations, and subscriptions it must execute).
+    Executed {
+        /// The `events` feed (sends fail harmlessly for non-subscriptions).
+        feed: mpsc::UnboundedSender<Arc<Outgoing>>,
+        /// Dropping it ends the operation's stream.
+        _cancel: oneshot::Sender<()>,
+        first: bool,
+    },
+    /// An `events` subscription rendered by its shared projection.
+    Projected(Arc<Projection>),
 }
 
 enum Output {
@@ -210,7 +222,7 @@ impl<'a> Session<'a> {
     async fn run(
         &mut self,
         ws: &mut WebSocket,
-        mut rx: mpsc::Receiver<Arc<Event>>,
+        mut rx: mpsc::Receiver<Arc<Outgoing>>,
     ) -> Result<std::convert::Infallible, Stop> {
         let period = self.st.limits.ping_interval;
         let mut ping = tokio::time::interval_at(Instant::now() + period, period);
@@ -231,7 +243,7 @@ impl<'a> Session<'a> {
                     }
                 }
                 event = rx.recv() => match event {
-                    Some(e) => self.fan_out(&e),
+                    Some(e) => self.deliver(ws, &e).await?,
                     None => return Err(None),
                 },
                 msg = ws.recv() => self.on_frame(ws, msg).await?,
@@ -265,21 +277,64 @@ impl<'a> Session<'a> {
         self.send(ws, Message::text(text)).await
     }
 
-    fn fan_out(&self, event: &Arc<Event>) {
-        for op in self.ops.values() {
-            let _ = op.feed.send(event.clone());
+    /// Hands an event to every operation: projections are rendered and sent here,
+    /// executed subscriptions get it on their feed.
+    async fn deliver(&mut self, ws: &mut WebSocket, event: &Arc<Outgoing>) -> Result<(), Stop> {
+        let mut rendered = Vec::new();
+        for (id, op) in &self.ops {
+            match op {
+                Operation::Executed { feed, .. } => {
+                    let _ = feed.send(event.clone());
+                }
+                Operation::Projected(p) => {
+                    let payload = p.render(event.typename, &event.fields);
+                    rendered.push(format!(
+                        r#"{{"id":{},"type":"next","payload":{payload}}}"#,
+                        json_string(id)
+                    ));
+                }
+            }
         }
+        for text in rendered {
+            self.send_text(ws, text).await?;
+        }
+        Ok(())
     }
 
     async fn on_kill(&mut self, ws: &mut WebSocket, kill: Kill) -> Stop {
         match kill {
             Kill::Close(c) => Some(c),
             Kill::Revoked(reason) => {
-                self.fan_out(&Arc::new(Event::SessionRevoked(SessionRevoked { reason })));
+                let event = Outgoing::new(Event::SessionRevoked(SessionRevoked { reason }));
+                let _ = self.deliver_now(ws, &Arc::new(event)).await;
                 self.drain(ws).await;
                 Some(Close::new(codes::UNAUTHORIZED, "session revoked"))
             }
         }
+    }
+
+    /// [`Self::deliver`] without being interruptible by the kill that caused it.
+    async fn deliver_now(&mut self, ws: &mut WebSocket, event: &Arc<Outgoing>) -> Result<(), ()> {
+        let mut rendered = Vec::new();
+        for (id, op) in &self.ops {
+            match op {
+                Operation::Executed { feed, .. } => {
+                    let _ = feed.send(event.clone());
+                }
+                Operation::Projected(p) => rendered.push(format!(
+                    r#"{{"id":{},"type":"next","payload":{}}}"#,
+                    json_string(id),
+                    p.render(event.typename, &event.fields)
+                )),
+            }
+        }
+        for text in rendered {
+            tokio::time::timeout(Duration::from_millis(500), ws.send(Message::text(text)))
+                .await
+                .map_err(|_| ())?
+                .map_err(|_| ())?;
+        }
+        Ok(())
     }
 
     /// Sends what the operations still produce (bounded in time).
@@ -308,8 +363,10 @@ impl<'a> Session<'a> {
     fn render(&mut self, out: Output) -> Option<String> {
         match out {
             Output::Next(id, resp) => {
-                let op = self.ops.get_mut(&id)?;
-                let first = std::mem::replace(&mut op.first, false);
+                let Operation::Executed { first, .. } = self.ops.get_mut(&id)? else {
+                    return None;
+                };
+                let first = std::mem::replace(first, false);
                 if first && resp.is_err() && resp.data == async_graphql::Value::Null {
                     // A refused operation (validation, auth) is an `error` and ends it.
                     self.ops.remove(&id);
@@ -383,25 +440,36 @@ impl<'a> Session<'a> {
                         format!("Subscriber for {id} already exists"),
                     )));
                 }
-                self.start(id, payload);
-                Ok(())
+                match self.start(id, payload).await {
+                    Some(text) => self.send_text(ws, text).await,
+                    None => Ok(()),
+                }
             }
         }
     }
 
-    fn start(&mut self, id: String, payload: SubscribePayload) {
-        let (feed, feed_rx) = mpsc::unbounded_channel();
-        let (cancel, cancelled) = oneshot::channel::<()>();
-        let mut request = Request::new(payload.query)
-            .variables(Variables::from_json(
-                payload.variables.unwrap_or(serde_json::Value::Null),
-            ))
-            .data(Caller(Ok(self.viewer.clone())))
-            .data(SocketCtx(self.handle.clone()))
-            .data(EventFeed(Mutex::new(Some(feed_rx))));
-        if let Some(name) = payload.operation_name {
-            request = request.operation_name(name);
+    /// Starts an operation; returns a message to send at once (an `error`), if any.
+    async fn start(&mut self, id: String, payload: SubscribePayload) -> Option<String> {
+        let projection = projection(self.st, &self.viewer, &self.handle, &payload).await;
+        if let Some(projection) = projection {
+            return match projection {
+                Ok(p) => {
+                    self.ops.insert(id, Operation::Projected(p));
+                    None
+                }
+                Err(errors) => Some(format!(
+                    r#"{{"id":{},"type":"error","payload":{errors}}}"#,
+                    json_string(&id)
+                )),
+            };
         }
+        self.execute(id, payload);
+        None
+    }
+
+    fn execute(&mut self, id: String, payload: SubscribePayload) {
+        let (cancel, cancelled) = oneshot::channel::<()>();
+        let (request, feed) = request(&self.viewer, &self.handle, payload);
         let (next_id, done_id) = (id.clone(), id.clone());
         let stream = self
             .st
@@ -416,13 +484,78 @@ impl<'a> Session<'a> {
         self.outputs.push(stream);
         self.ops.insert(
             id,
-            Operation {
+            Operation::Executed {
                 feed,
                 _cancel: cancel,
                 first: true,
             },
         );
     }
+}
+
+fn request(
+    viewer: &Viewer,
+    handle: &Arc<SocketHandle>,
+    payload: SubscribePayload,
+) -> (Request, mpsc::UnboundedSender<Arc<Outgoing>>) {
+    let (feed, feed_rx) = mpsc::unbounded_channel();
+    let mut request = Request::new(payload.query)
+        .variables(Variables::from_json(
+            payload.variables.unwrap_or(serde_json::Value::Null),
+        ))
+        .data(Caller(Ok(viewer.clone())))
+        .data(SocketCtx(handle.clone()))
+        .data(EventFeed(Mutex::new(Some(feed_rx))));
+    if let Some(name) = payload.operation_name {
+        request = request.operation_name(name);
+    }
+    (request, feed)
+}
+
+/// For a subscription to `events`: its shared projection once async-graphql validated
+/// the document (`Err` = the `error` payload), or `None` for any other operation.
+async fn projection(
+    st: &WsState,
+    viewer: &Viewer,
+    handle: &Arc<SocketHandle>,
+    payload: &SubscribePayload,
+) -> Option<Result<Arc<Projection>, String>> {
+    let vars = payload
+        .variables
+        .as_ref()
+        .and_then(|v| v.as_object().cloned())
+        .unwrap_or_default();
+    let key = (
+        payload.query.clone(),
+        payload.operation_name.clone(),
+        serde_json::Value::Object(vars.clone()).to_string(),
+    );
+    if let Some(p) = cache(st).get(&key) {
+        return Some(Ok(p.clone()));
+    }
+    let doc = async_graphql::parser::parse_query(&payload.query).ok()?;
+    let projection = Projection::build(&doc, payload.operation_name.as_deref(), &vars)?;
+    // Validate with the real executor: an empty feed ends the stream right after.
+    let (request, feed) = request(viewer, handle, payload.clone());
+    drop(feed);
+    let responses: Vec<Response> = st.schema.execute_stream(request).collect().await;
+    if let Some(bad) = responses.into_iter().find(|r| r.is_err()) {
+        return Some(Err(
+            serde_json::to_string(&bad.errors).unwrap_or_else(|_| "[]".into())
+        ));
+    }
+    let projection = Arc::new(projection);
+    let mut cache = cache(st);
+    if cache.len() < MAX_PROJECTIONS {
+        cache.insert(key, projection.clone());
+    }
+    Some(Ok(projection))
+}
+
+fn cache(
+    st: &WsState,
+) -> std::sync::MutexGuard<'_, HashMap<(String, Option<String>, String), Arc<Projection>>> {
+    st.projections.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn json_string(s: &str) -> String {

@@ -3,5 +3,6 @@
 //! per-socket frame budget ([`rate`]).
 
 pub mod membership;
+pub mod projection;
 pub mod protocol;
 pub mod rate;

@@ -206,3 +206,11 @@ async fn a_user_the_replica_does_not_know_is_routed_from_the_conversations_servi
     let e = expect_event(&mut d, "MessageCreated", is("MessageCreated")).await;
     assert_eq!(e["body"], "hello dave");
 }
+
+#[tokio::test]
+async fn shutdown_closes_open_sockets_with_1001() {
+    let c = Cluster::start(1, &[]).await;
+    let mut s = c.connect(0, &minute_testkit::unique("alice")).await;
+    c.replicas[0].stop.cancel();
+    assert_eq!(s.close_code(Duration::from_secs(5)).await, 1001);
+}

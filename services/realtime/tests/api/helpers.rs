@@ -26,7 +26,6 @@ pub fn jwt() -> JwtSettings {
 pub struct Replica {
     pub port: u16,
     pub stop: CancellationToken,
-    pub infra: Infra,
 }
 
 /// Replicas plus the test's publisher.
@@ -97,8 +96,34 @@ impl Cluster {
             .expect("app builds");
         let port = app.port();
         tokio::spawn(app.run_until_stopped(stop.clone()));
-        self.replicas.push(Replica { port, stop, infra });
+        self.replicas.push(Replica { port, stop });
         port
+    }
+
+    /// Starts a replica in a child process (this test binary re-run as
+    /// [`replica_process`]) so it can be killed with SIGKILL; returns it and its port.
+    pub async fn spawn_process_replica(&self) -> (std::process::Child, u16) {
+        let port = minute_testkit::free_port();
+        let child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--ignored",
+                "--exact",
+                "api::helpers::replica_process",
+                "--nocapture",
+            ])
+            .env("RT_CHILD_PORT", port.to_string())
+            .env("RT_CHILD_NAMESPACE", &self.namespace)
+            .env("RT_CHILD_REDIS_PREFIX", &self.redis_prefix)
+            .env("RT_CHILD_DATABASE", &self.database)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the replica process");
+        let up = minute_testkit::eventually(Duration::from_secs(20), || async {
+            minute_testkit::http_get(port, "/healthz").await.is_some()
+        })
+        .await;
+        assert!(up, "the replica process did not start");
+        (child, port)
     }
 
     pub fn port(&self, i: usize) -> u16 {
@@ -258,4 +283,32 @@ pub async fn expect_event(
             None => panic!("no {what} within 10 s"),
         }
     }
+}
+
+/// Entry point of a replica process (see [`Cluster::spawn_process_replica`]); does nothing
+/// when run as an ordinary test.
+#[tokio::test]
+#[ignore = "started by spawn_process_replica"]
+async fn replica_process() {
+    let Ok(port) = std::env::var("RT_CHILD_PORT") else {
+        return;
+    };
+    let var = |k: &str| std::env::var(k).unwrap_or_default();
+    let infra = infra(
+        &var("RT_CHILD_NAMESPACE"),
+        &var("RT_CHILD_REDIS_PREFIX"),
+        &minute_testkit::unique("child"),
+    )
+    .await;
+    let env = Env::from_pairs([
+        ("PORT", port),
+        ("HOST", "127.0.0.1".to_owned()),
+        ("DATABASE_URL", minute_testkit::mongodb_uri()),
+        ("REALTIME_DATABASE_NAME", var("RT_CHILD_DATABASE")),
+    ]);
+    let stop = infra.stop.clone();
+    let app = App::build(Settings::from_env(&env).expect("settings"), infra)
+        .await
+        .expect("app");
+    app.run_until_stopped(stop).await.expect("serve");
 }
