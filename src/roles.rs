@@ -100,9 +100,12 @@ async fn all(env: Env, infra: Infra) -> anyhow::Result<()> {
     let mut internal = env.clone();
     internal.set("HOST", "127.0.0.1");
     let mut ports = Vec::new();
-    for (_, var) in SERVICES {
+    for (name, var) in SERVICES {
         let port = free_loopback_port()?;
-        internal.set(var, format!("http://127.0.0.1:{port}"));
+        // Realtime has no HTTP subgraph (its operations run over /ws): not composed.
+        if name != "realtime" {
+            internal.set(var, format!("http://127.0.0.1:{port}"));
+        }
         ports.push(port);
     }
     // GraphQL introspection and GraphiQL are on in all-in-one dev mode unless set.
