@@ -3,6 +3,10 @@
 //! markers do the same. Seqs come from `minute_kit::mongo::increment` on one counter per
 //! conversation, after the `(sender, clientMessageId)` claim is won, so a retry never
 //! takes a seq and concurrent senders get distinct, gap-free seqs.
+//!
+//! Known limit: the counter increment and the message insert are two writes. A process
+//! that dies between them leaves one unused seq (a gap clients see as a missing seq); the
+//! SQLite adapter does both in one transaction and has no such window.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -267,6 +271,24 @@ fn message_from(d: &Document) -> Result<Message, StoreError> {
     })
 }
 
+/// Up to `limit` of `docs` ascending by seq, and whether there were more.
+fn page_of(
+    docs: &[Document],
+    limit: i64,
+    descending: bool,
+) -> Result<(Vec<Message>, bool), StoreError> {
+    let mut out = docs
+        .iter()
+        .map(message_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    let more = out.len() as i64 > limit;
+    out.truncate(usize::try_from(limit).unwrap_or(0));
+    if descending {
+        out.reverse();
+    }
+    Ok((out, more))
+}
+
 fn markers_from(d: &Document) -> Markers {
     Markers {
         user_id: opt_str(d, "user").unwrap_or_default(),
@@ -394,30 +416,47 @@ impl MessageStore for MongoStore {
         conversation_id: &str,
         page: Page,
     ) -> Result<(Vec<Message>, bool), StoreError> {
-        let (filter, descending) = match page {
-            Page::Latest(_) => (doc! {"conv": conversation_id}, true),
-            Page::Before(b, _) => (doc! {"conv": conversation_id, "seq": {"$lt": b}}, true),
-            Page::After(a, _) => (doc! {"conv": conversation_id, "seq": {"$gt": a}}, false),
-            Page::Between(a, b, _) => (
-                doc! {"conv": conversation_id, "seq": {"$gt": a, "$lt": b}},
-                false,
-            ),
-        };
         let limit = page.limit();
+        // Seqs are dense (gap-free, tombstones keep theirs), so the page is a known seq
+        // window: a bounded index range instead of a sorted open range, which some servers
+        // answer by sorting everything after the bound. If the window comes back short (a
+        // gap, or the end of the conversation), the open-range query below decides.
+        let window = match page {
+            Page::Latest(_) => {
+                let last = self
+                    .last_seqs(&[conversation_id.to_owned()])
+                    .await?
+                    .get(conversation_id)
+                    .copied()
+                    .unwrap_or(0);
+                ((last - limit).max(1), last)
+            }
+            Page::Before(b, _) => ((b - limit - 1).max(1), b - 1),
+            Page::After(a, _) => (a + 1, a + limit + 1),
+            Page::Between(a, b, _) => (a + 1, (b - 1).min(a + limit + 1)),
+        };
+        let descending = matches!(page, Page::Latest(_) | Page::Before(..));
         let sort = doc! {"conv": 1, "seq": if descending { -1 } else { 1 }};
+        let (lo, hi) = window;
+        if lo <= hi {
+            let filter = doc! {"conv": conversation_id, "seq": {"$gte": lo, "$lte": hi}};
+            let docs = self
+                .find_all(&self.messages, filter, Some(sort.clone()), Some(limit + 1))
+                .await?;
+            if docs.len() as i64 == hi - lo + 1 {
+                return page_of(&docs, limit, descending);
+            }
+        }
+        let filter = match page {
+            Page::Latest(_) => doc! {"conv": conversation_id},
+            Page::Before(b, _) => doc! {"conv": conversation_id, "seq": {"$lt": b}},
+            Page::After(a, _) => doc! {"conv": conversation_id, "seq": {"$gt": a}},
+            Page::Between(a, b, _) => doc! {"conv": conversation_id, "seq": {"$gt": a, "$lt": b}},
+        };
         let docs = self
             .find_all(&self.messages, filter, Some(sort), Some(limit + 1))
             .await?;
-        let mut out = docs
-            .iter()
-            .map(message_from)
-            .collect::<Result<Vec<_>, _>>()?;
-        let more = out.len() as i64 > limit;
-        out.truncate(usize::try_from(limit).unwrap_or(0));
-        if descending {
-            out.reverse();
-        }
-        Ok((out, more))
+        page_of(&docs, limit, descending)
     }
 
     async fn at_seqs(&self, positions: &[(String, i64)]) -> Result<Vec<Message>, StoreError> {
