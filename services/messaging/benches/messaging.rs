@@ -8,6 +8,7 @@
 //! `BENCH_QUERIES` (1000). MongoDB: `BENCH_MONGODB_URI`, else `TEST_MONGODB_URI`, else
 //! `mongodb://127.0.0.1:27018/?retryWrites=false`. The large conversation is seeded through
 //! the store API (same documents/rows as sends make, without outbox events).
+//! `BENCH_ONLY=embedded|mongo` runs one backend.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -224,19 +225,24 @@ fn main() {
             ("HOST".to_owned(), "127.0.0.1".to_owned()),
             ("PORT".to_owned(), "0".to_owned()),
         ];
-        let dir = std::env::temp_dir().join(minute_testkit::unique("minute-messaging-bench"));
-        let mut embedded = base.clone();
-        embedded.push(("MINUTE_DATA_DIR".into(), dir.display().to_string()));
-        run(
-            "embedded SQLite",
-            embedded,
-            env_num("BENCH_SENDS_EMBEDDED", 5000),
-            env_num("BENCH_LARGE_EMBEDDED", 100_000),
-            1,
-        )
-        .await;
-        let _ = std::fs::remove_dir_all(&dir);
-
+        let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+        if only.is_empty() || only == "embedded" {
+            let dir = std::env::temp_dir().join(minute_testkit::unique("minute-messaging-bench"));
+            let mut embedded = base.clone();
+            embedded.push(("MINUTE_DATA_DIR".into(), dir.display().to_string()));
+            run(
+                "embedded SQLite",
+                embedded,
+                env_num("BENCH_SENDS_EMBEDDED", 5000),
+                env_num("BENCH_LARGE_EMBEDDED", 100_000),
+                1,
+            )
+            .await;
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        if !(only.is_empty() || only == "mongo") {
+            return;
+        }
         let uri = std::env::var("BENCH_MONGODB_URI")
             .or_else(|_| std::env::var("TEST_MONGODB_URI"))
             .unwrap_or_else(|_| "mongodb://127.0.0.1:27018/?retryWrites=false".into());

@@ -91,6 +91,30 @@ async fn conformance(s: Stores) {
         seqs(&m.history("c1", page(Some(5), Some(1), 9)).await.expect("h")),
         (vec![2, 3, 4], false)
     );
+    assert_eq!(
+        seqs(&m.history("c1", page(None, None, 10)).await.expect("h")),
+        (vec![1, 2, 3, 4, 5, 6], false)
+    );
+    assert_eq!(
+        seqs(&m.history("c1", page(Some(100), None, 2)).await.expect("h")),
+        (vec![5, 6], true)
+    );
+    assert_eq!(
+        seqs(&m.history("c1", page(None, Some(6), 3)).await.expect("h")),
+        (vec![], false)
+    );
+    assert_eq!(
+        seqs(&m.history("c1", page(None, Some(5), 1)).await.expect("h")),
+        (vec![6], false)
+    );
+    assert_eq!(
+        seqs(&m.history("c1", page(None, Some(3), 3)).await.expect("h")),
+        (vec![4, 5, 6], false)
+    );
+    assert_eq!(
+        seqs(&m.history("c9", page(None, None, 3)).await.expect("h")),
+        (vec![], false)
+    );
     let last = m
         .last_seqs(&["c1".into(), "c2".into(), "c3".into()])
         .await
