@@ -37,6 +37,10 @@ pub struct Settings {
     /// `CONVERSATIONS_OUTBOX_INTERVAL_MS` (default 1,000): how often the outbox relay looks
     /// for unsent events besides being woken after each write.
     pub outbox_interval: Duration,
+    /// `CONVERSATIONS_QUEUE_EXPIRES_SECS`: delete the consumers' queues after this long
+    /// unused. Unset (production): never. Tests set it, since each test's bus namespace
+    /// leaves its own durable queues behind on the shared broker.
+    pub queue_expires: Option<Duration>,
 }
 
 impl Settings {
@@ -74,6 +78,12 @@ impl Settings {
                 .map(|u| u.trim_end_matches('/').to_owned()),
             max_group_members,
             outbox_interval: Duration::from_millis(interval_ms.max(10)),
+            queue_expires: env
+                .optional::<u64>(
+                    "CONVERSATIONS_QUEUE_EXPIRES_SECS",
+                    "a whole number of seconds",
+                )?
+                .map(Duration::from_secs),
         })
     }
 }

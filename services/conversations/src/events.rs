@@ -235,14 +235,19 @@ impl Relay {
 pub async fn start_consumers(
     store: Arc<dyn Store>,
     bus: Arc<dyn EventBus>,
+    queue_expires: Option<Duration>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     bus.declare_queue(
-        QueueSpec::durable(ACTIVITY_QUEUE).bind(EVENTS_EXCHANGE, MessageCreated::routing_key()),
+        QueueSpec::durable(ACTIVITY_QUEUE)
+            .bind(EVENTS_EXCHANGE, MessageCreated::routing_key())
+            .expires(queue_expires),
     )
     .await?;
     bus.declare_queue(
-        QueueSpec::durable(USERS_QUEUE).bind(EVENTS_EXCHANGE, AccountRegistered::routing_key()),
+        QueueSpec::durable(USERS_QUEUE)
+            .bind(EVENTS_EXCHANGE, AccountRegistered::routing_key())
+            .expires(queue_expires),
     )
     .await?;
     let activity = bus.consume(ACTIVITY_QUEUE, 32).await?;

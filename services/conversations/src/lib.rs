@@ -87,7 +87,13 @@ impl App {
             settings.max_group_members,
             relay.waker(),
         );
-        events::start_consumers(store, infra.bus.clone(), infra.stop.clone()).await?;
+        events::start_consumers(
+            store,
+            infra.bus.clone(),
+            settings.queue_expires,
+            infra.stop.clone(),
+        )
+        .await?;
         tokio::spawn(relay.run(infra.stop.clone()));
 
         let listener = http::bind(&settings.common.host, settings.common.port).await?;

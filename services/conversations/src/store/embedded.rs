@@ -1,14 +1,14 @@
-//! The embedded SQLite adapter (`minute all` without `DATABASE_URL`): one file in WAL
-//! mode, one connection behind a mutex (SQLite serialises writers anyway), every call on
-//! the blocking pool. Each trait method is one transaction.
+//! The embedded SQLite adapter (`minute all` without `DATABASE_URL`) on
+//! [`minute_kit::sqlite::Sqlite`] (one WAL file, one connection used from the blocking
+//! pool; SQLite serialises writers anyway). Each writing trait method is one transaction.
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::DateTime;
-use rusqlite::{Connection, OptionalExtension, Transaction, params, params_from_iter};
+use minute_kit::sqlite::{Sqlite, SqliteError};
+use rusqlite::{OptionalExtension, Transaction, params, params_from_iter};
 
 use super::{ConversationStore, Created, Membership, OutboxEvent, StoreError, UserReplica};
 use crate::domain::{
@@ -38,55 +38,19 @@ CREATE TABLE IF NOT EXISTS processed_events (id TEXT PRIMARY KEY, at_ms INTEGER 
 /// The SQLite store.
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    conn: Arc<Mutex<Connection>>,
+    db: Sqlite,
 }
 
 impl EmbeddedStore {
     /// Opens (creating the directory and schema) the database at `path`.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(SCHEMA)?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
+            db: Sqlite::open(path, SCHEMA)?,
         })
-    }
-
-    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
-    {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut c = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut c)
-        })
-        .await
-        .map_err(StoreError::backend)?
-    }
-
-    async fn tx<T, F>(&self, f: F) -> Result<T, StoreError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
-    {
-        self.run(move |c| {
-            let tx = c.transaction().map_err(be)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(be)?;
-            Ok(out)
-        })
-        .await
     }
 }
 
-fn be(e: rusqlite::Error) -> StoreError {
+fn be(e: SqliteError) -> StoreError {
     StoreError::backend(e)
 }
 
@@ -131,13 +95,11 @@ fn insert_members(
     tx: &Transaction<'_>,
     members: &[Member],
     activity_ms: i64,
-) -> Result<(), StoreError> {
-    let mut stmt = tx
-        .prepare_cached(
-            "INSERT INTO members (conversation_id, user_id, role, joined_at_ms, activity_ms) \
+) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO members (conversation_id, user_id, role, joined_at_ms, activity_ms) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .map_err(be)?;
+    )?;
     for m in members {
         stmt.execute(params![
             m.conversation_id.as_str(),
@@ -145,31 +107,21 @@ fn insert_members(
             m.role.as_str(),
             m.joined_at.timestamp_millis(),
             activity_ms
-        ])
-        .map_err(be)?;
+        ])?;
     }
     Ok(())
 }
 
-fn insert_outbox(tx: &Transaction<'_>, events: &[OutboxEvent]) -> Result<(), StoreError> {
-    let mut stmt = tx
-        .prepare_cached(
-            "INSERT INTO outbox (id, routing_key, delivery_keys, body, traceparent) \
+fn insert_outbox(tx: &Transaction<'_>, events: &[OutboxEvent]) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO outbox (id, routing_key, delivery_keys, body, traceparent) \
              VALUES (?1, ?2, ?3, ?4, ?5)",
-        )
-        .map_err(be)?;
+    )?;
     for e in events {
-        let keys = serde_json::to_string(&e.delivery_keys).map_err(StoreError::backend)?;
-        stmt.execute(params![e.id, e.routing_key, keys, e.body, e.traceparent])
-            .map_err(be)?;
+        let keys = serde_json::to_string(&e.delivery_keys).unwrap_or_else(|_| "[]".to_owned());
+        stmt.execute(params![e.id, e.routing_key, keys, e.body, e.traceparent])?;
     }
     Ok(())
-}
-
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(e, rusqlite::Error::SqliteFailure(f, _)
-        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-            || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
 }
 
 #[async_trait]
@@ -181,64 +133,63 @@ impl ConversationStore for EmbeddedStore {
     ) -> Result<Created, StoreError> {
         let new = new.clone();
         let outbox = outbox.to_vec();
-        self.tx(move |tx| {
-            let c = &new.conversation;
-            if let Some(key) = &new.direct_key {
-                let existing: Option<String> = tx
-                    .query_row(
-                        "SELECT conversation_id FROM direct_pairs WHERE pair = ?1",
-                        [key],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(be)?;
-                if let Some(id) = existing {
-                    return Ok(Created::ExistingDirect(ConversationId::trusted(id)));
+        self.db
+            .transaction(move |tx| {
+                let c = &new.conversation;
+                if let Some(key) = &new.direct_key {
+                    let existing: Option<String> = tx
+                        .query_row(
+                            "SELECT conversation_id FROM direct_pairs WHERE pair = ?1",
+                            [key],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    if let Some(id) = existing {
+                        return Ok(Created::ExistingDirect(ConversationId::trusted(id)));
+                    }
+                    // The pair is the primary key: the unique key that decides races (here the
+                    // single connection already serialises them, so the lookup above wins).
+                    tx.execute(
+                        "INSERT INTO direct_pairs (pair, conversation_id) VALUES (?1, ?2)",
+                        params![key, c.id.as_str()],
+                    )?;
                 }
-                match tx.execute(
-                    "INSERT INTO direct_pairs (pair, conversation_id) VALUES (?1, ?2)",
-                    params![key, c.id.as_str()],
-                ) {
-                    Ok(_) => {}
-                    Err(e) if is_unique_violation(&e) => return Err(StoreError::VersionConflict),
-                    Err(e) => return Err(be(e)),
-                }
-            }
-            tx.execute(
-                &format!(
-                    "INSERT INTO conversations ({CONV_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"
-                ),
-                params![
-                    c.id.as_str(),
-                    c.kind.as_str(),
-                    c.title,
-                    c.created_at.timestamp_millis(),
-                    c.member_count as i64,
-                    c.owner_count as i64,
-                    c.version as i64,
-                    c.last_activity_ms
-                ],
-            )
-            .map_err(be)?;
-            insert_members(tx, &new.members, c.last_activity_ms)?;
-            insert_outbox(tx, &outbox)?;
-            Ok(Created::Inserted)
-        })
-        .await
+                tx.execute(
+                    &format!(
+                        "INSERT INTO conversations ({CONV_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)"
+                    ),
+                    params![
+                        c.id.as_str(),
+                        c.kind.as_str(),
+                        c.title,
+                        c.created_at.timestamp_millis(),
+                        c.member_count as i64,
+                        c.owner_count as i64,
+                        c.version as i64,
+                        c.last_activity_ms
+                    ],
+                )?;
+                insert_members(tx, &new.members, c.last_activity_ms)?;
+                insert_outbox(tx, &outbox)?;
+                Ok(Created::Inserted)
+            })
+            .await
+            .map_err(be)
     }
 
     async fn conversation(&self, id: &ConversationId) -> Result<Option<Conversation>, StoreError> {
         let id = id.as_str().to_owned();
-        self.run(move |c| {
-            c.query_row(
-                &format!("SELECT {CONV_COLS} FROM conversations WHERE id = ?1"),
-                [id],
-                conversation_row,
-            )
-            .optional()
+        self.db
+            .run(move |c| {
+                c.query_row(
+                    &format!("SELECT {CONV_COLS} FROM conversations WHERE id = ?1"),
+                    [id],
+                    conversation_row,
+                )
+                .optional()
+            })
+            .await
             .map_err(be)
-        })
-        .await
     }
 
     async fn conversations(&self, ids: &[ConversationId]) -> Result<Vec<Conversation>, StoreError> {
@@ -246,18 +197,18 @@ impl ConversationStore for EmbeddedStore {
             return Ok(Vec::new());
         }
         let ids: Vec<String> = ids.iter().map(|i| i.as_str().to_owned()).collect();
-        self.run(move |c| {
-            let sql = format!(
-                "SELECT {CONV_COLS} FROM conversations WHERE id IN ({})",
-                placeholders(ids.len())
-            );
-            let mut stmt = c.prepare(&sql).map_err(be)?;
-            let rows = stmt
-                .query_map(params_from_iter(ids.iter()), conversation_row)
-                .map_err(be)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(be)
-        })
-        .await
+        self.db
+            .run(move |c| {
+                let sql = format!(
+                    "SELECT {CONV_COLS} FROM conversations WHERE id IN ({})",
+                    placeholders(ids.len())
+                );
+                let mut stmt = c.prepare(&sql)?;
+                let rows = stmt.query_map(params_from_iter(ids.iter()), conversation_row)?;
+                rows.collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .map_err(be)
     }
 
     async fn member(
@@ -266,8 +217,9 @@ impl ConversationStore for EmbeddedStore {
         user: &UserId,
     ) -> Result<Option<Member>, StoreError> {
         let (cid, uid) = (conversation.as_str().to_owned(), user.as_str().to_owned());
-        self.run(move |c| {
-            c.query_row(
+        self.db
+            .run(move |c| {
+                c.query_row(
                 &format!(
                     "SELECT {MEMBER_COLS} FROM members WHERE conversation_id = ?1 AND user_id = ?2"
                 ),
@@ -275,9 +227,9 @@ impl ConversationStore for EmbeddedStore {
                 member_row,
             )
             .optional()
+            })
+            .await
             .map_err(be)
-        })
-        .await
     }
 
     async fn members_among(
@@ -290,7 +242,7 @@ impl ConversationStore for EmbeddedStore {
         }
         let cid = conversation.as_str().to_owned();
         let uids: Vec<String> = users.iter().map(|u| u.as_str().to_owned()).collect();
-        self.run(move |c| {
+        self.db.run(move |c| {
             let mut out = Vec::new();
             // SQLite limits bound parameters; 500 per query is far below every limit.
             for chunk in uids.chunks(500) {
@@ -298,16 +250,17 @@ impl ConversationStore for EmbeddedStore {
                     "SELECT {MEMBER_COLS} FROM members WHERE conversation_id = ? AND user_id IN ({})",
                     placeholders(chunk.len())
                 );
-                let mut stmt = c.prepare(&sql).map_err(be)?;
+                let mut stmt = c.prepare(&sql)?;
                 let params = std::iter::once(cid.as_str()).chain(chunk.iter().map(String::as_str));
-                let rows = stmt.query_map(params_from_iter(params), member_row).map_err(be)?;
+                let rows = stmt.query_map(params_from_iter(params), member_row)?;
                 for r in rows {
-                    out.push(r.map_err(be)?);
+                    out.push(r?);
                 }
             }
             Ok(out)
         })
         .await
+        .map_err(be)
     }
 
     async fn members_page(
@@ -318,32 +271,31 @@ impl ConversationStore for EmbeddedStore {
     ) -> Result<Vec<Member>, StoreError> {
         let cid = conversation.as_str().to_owned();
         let after = after.map(|a| a.as_str().to_owned()).unwrap_or_default();
-        self.run(move |c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
+        self.db
+            .run(move |c| {
+                let mut stmt = c.prepare_cached(&format!(
                     "SELECT {MEMBER_COLS} FROM members WHERE conversation_id = ?1 AND user_id > ?2 \
                      ORDER BY user_id LIMIT ?3"
-                ))
-                .map_err(be)?;
-            let rows = stmt
-                .query_map(params![cid, after, limit as i64], member_row)
-                .map_err(be)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(be)
-        })
-        .await
+                ))?;
+                let rows = stmt.query_map(params![cid, after, limit as i64], member_row)?;
+                rows.collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .map_err(be)
     }
 
     async fn apply(&self, change: &Change, outbox: &[OutboxEvent]) -> Result<(), StoreError> {
+        let cid = change
+            .conversation_id
+            .as_ref()
+            .map(|c| c.as_str().to_owned())
+            .ok_or(StoreError::VersionConflict)?;
         let change = change.clone();
         let outbox = outbox.to_vec();
-        self.tx(move |tx| {
-            let cid = change
-                .conversation_id
-                .as_ref()
-                .map(|c| c.as_str().to_owned())
-                .ok_or(StoreError::VersionConflict)?;
-            let updated = tx
-                .execute(
+        let applied = self
+            .db
+            .transaction(move |tx| {
+                let updated = tx.execute(
                     "UPDATE conversations SET version = ?1, member_count = ?2, owner_count = ?3, \
                      title = COALESCE(?4, title) WHERE id = ?5 AND version = ?6",
                     params![
@@ -354,29 +306,34 @@ impl ConversationStore for EmbeddedStore {
                         cid,
                         change.expected_version as i64
                     ],
-                )
-                .map_err(be)?;
-            if updated != 1 {
-                return Err(StoreError::VersionConflict);
-            }
-            insert_members(tx, &change.add, change.activity_ms)?;
-            for u in &change.remove {
-                tx.execute(
-                    "DELETE FROM members WHERE conversation_id = ?1 AND user_id = ?2",
-                    params![cid, u.as_str()],
-                )
-                .map_err(be)?;
-            }
-            for (u, role) in &change.set_roles {
-                tx.execute(
-                    "UPDATE members SET role = ?1 WHERE conversation_id = ?2 AND user_id = ?3",
-                    params![role.as_str(), cid, u.as_str()],
-                )
-                .map_err(be)?;
-            }
-            insert_outbox(tx, &outbox)
-        })
-        .await
+                )?;
+                if updated != 1 {
+                    // Nothing written yet: the (empty) transaction commits harmlessly.
+                    return Ok(false);
+                }
+                insert_members(tx, &change.add, change.activity_ms)?;
+                for u in &change.remove {
+                    tx.execute(
+                        "DELETE FROM members WHERE conversation_id = ?1 AND user_id = ?2",
+                        params![cid, u.as_str()],
+                    )?;
+                }
+                for (u, role) in &change.set_roles {
+                    tx.execute(
+                        "UPDATE members SET role = ?1 WHERE conversation_id = ?2 AND user_id = ?3",
+                        params![role.as_str(), cid, u.as_str()],
+                    )?;
+                }
+                insert_outbox(tx, &outbox)?;
+                Ok(true)
+            })
+            .await
+            .map_err(be)?;
+        if applied {
+            Ok(())
+        } else {
+            Err(StoreError::VersionConflict)
+        }
     }
 
     async fn memberships(
@@ -391,15 +348,15 @@ impl ConversationStore for EmbeddedStore {
             None => (i64::MAX, String::new()),
         };
         let has_after = after.is_some();
-        self.run(move |c| {
-            let sql = format!(
-                "SELECT {MEMBER_COLS} FROM members WHERE user_id = ?1 AND \
+        self.db
+            .run(move |c| {
+                let sql = format!(
+                    "SELECT {MEMBER_COLS} FROM members WHERE user_id = ?1 AND \
                  (?2 = 0 OR activity_ms < ?3 OR (activity_ms = ?3 AND conversation_id < ?4)) \
                  ORDER BY activity_ms DESC, conversation_id DESC LIMIT ?5"
-            );
-            let mut stmt = c.prepare_cached(&sql).map_err(be)?;
-            let rows = stmt
-                .query_map(
+                );
+                let mut stmt = c.prepare_cached(&sql)?;
+                let rows = stmt.query_map(
                     params![uid, has_after as i64, a_ms, a_id, limit as i64],
                     |r| {
                         Ok(Membership {
@@ -407,27 +364,26 @@ impl ConversationStore for EmbeddedStore {
                             activity_ms: r.get(4)?,
                         })
                     },
-                )
-                .map_err(be)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(be)
-        })
-        .await
+                )?;
+                rows.collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .map_err(be)
     }
 
     async fn conversation_ids_of(&self, user: &UserId) -> Result<Vec<ConversationId>, StoreError> {
         let uid = user.as_str().to_owned();
-        self.run(move |c| {
-            let mut stmt = c
-                .prepare_cached("SELECT conversation_id FROM members WHERE user_id = ?1")
-                .map_err(be)?;
-            let rows = stmt
-                .query_map([uid], |r| {
+        self.db
+            .run(move |c| {
+                let mut stmt =
+                    c.prepare_cached("SELECT conversation_id FROM members WHERE user_id = ?1")?;
+                let rows = stmt.query_map([uid], |r| {
                     r.get::<_, String>(0).map(ConversationId::trusted)
-                })
-                .map_err(be)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(be)
-        })
-        .await
+                })?;
+                rows.collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .map_err(be)
     }
 
     async fn record_activity(
@@ -437,7 +393,7 @@ impl ConversationStore for EmbeddedStore {
         at_ms: i64,
     ) -> Result<bool, StoreError> {
         let (eid, cid) = (event_id.to_owned(), conversation.as_str().to_owned());
-        self.tx(move |tx| {
+        self.db.transaction(move |tx| {
             if !mark_processed(tx, &eid)? {
                 return Ok(false);
             }
@@ -445,27 +401,26 @@ impl ConversationStore for EmbeddedStore {
                 "UPDATE conversations SET last_activity_ms = ?1 WHERE id = ?2 AND last_activity_ms < ?1",
                 params![at_ms, cid],
             )
-            .map_err(be)?;
+            ?;
             tx.execute(
                 "UPDATE members SET activity_ms = ?1 WHERE conversation_id = ?2 AND activity_ms < ?1",
                 params![at_ms, cid],
             )
-            .map_err(be)?;
+            ?;
             Ok(true)
         })
         .await
+        .map_err(be)
     }
 
     async fn pending_outbox(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
-        self.run(move |c| {
-            let mut stmt = c
-                .prepare_cached(
+        self.db
+            .run(move |c| {
+                let mut stmt = c.prepare_cached(
                     "SELECT id, routing_key, delivery_keys, body, traceparent FROM outbox \
                      ORDER BY seq LIMIT ?1",
-                )
-                .map_err(be)?;
-            let rows = stmt
-                .query_map([limit as i64], |r| {
+                )?;
+                let rows = stmt.query_map([limit as i64], |r| {
                     let keys: String = r.get(2)?;
                     Ok(OutboxEvent {
                         id: r.get(0)?,
@@ -474,50 +429,49 @@ impl ConversationStore for EmbeddedStore {
                         body: r.get(3)?,
                         traceparent: r.get(4)?,
                     })
-                })
-                .map_err(be)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(be)
-        })
-        .await
+                })?;
+                rows.collect::<Result<Vec<_>, _>>()
+            })
+            .await
+            .map_err(be)
     }
 
     async fn delete_outbox(&self, ids: &[String]) -> Result<(), StoreError> {
         let ids = ids.to_vec();
-        self.tx(move |tx| {
-            let mut stmt = tx
-                .prepare_cached("DELETE FROM outbox WHERE id = ?1")
-                .map_err(be)?;
-            for id in &ids {
-                stmt.execute([id]).map_err(be)?;
-            }
-            Ok(())
-        })
-        .await
+        self.db
+            .transaction(move |tx| {
+                let mut stmt = tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?;
+                for id in &ids {
+                    stmt.execute([id])?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(be)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(be))
+        self.db
+            .run(|c| c.query_row("SELECT 1", [], |_| Ok(())))
             .await
+            .map_err(be)
     }
 }
 
-fn mark_processed(tx: &Transaction<'_>, event_id: &str) -> Result<bool, StoreError> {
-    let n = tx
-        .execute(
-            "INSERT OR IGNORE INTO processed_events (id, at_ms) VALUES (?1, ?2)",
-            params![event_id, chrono::Utc::now().timestamp_millis()],
-        )
-        .map_err(be)?;
+fn mark_processed(tx: &Transaction<'_>, event_id: &str) -> rusqlite::Result<bool> {
+    let n = tx.execute(
+        "INSERT OR IGNORE INTO processed_events (id, at_ms) VALUES (?1, ?2)",
+        params![event_id, chrono::Utc::now().timestamp_millis()],
+    )?;
     Ok(n == 1)
 }
 
-fn upsert_user(tx: &Transaction<'_>, u: &KnownUser) -> Result<(), StoreError> {
+fn upsert_user(tx: &Transaction<'_>, u: &KnownUser) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO known_users (id, username) VALUES (?1, ?2) \
          ON CONFLICT(id) DO UPDATE SET username = COALESCE(excluded.username, username)",
         params![u.id.as_str(), u.username],
-    )
-    .map_err(be)?;
+    )?;
     Ok(())
 }
 
@@ -525,30 +479,33 @@ fn upsert_user(tx: &Transaction<'_>, u: &KnownUser) -> Result<(), StoreError> {
 impl UserReplica for EmbeddedStore {
     async fn known(&self, ids: &[UserId]) -> Result<HashSet<UserId>, StoreError> {
         let ids: Vec<String> = ids.iter().map(|u| u.as_str().to_owned()).collect();
-        self.run(move |c| {
-            let mut out = HashSet::new();
-            for chunk in ids.chunks(500) {
-                let sql = format!(
-                    "SELECT id FROM known_users WHERE id IN ({})",
-                    placeholders(chunk.len())
-                );
-                let mut stmt = c.prepare(&sql).map_err(be)?;
-                let rows = stmt
-                    .query_map(params_from_iter(chunk.iter()), |r| r.get::<_, String>(0))
-                    .map_err(be)?;
-                for r in rows {
-                    out.insert(UserId::trusted(r.map_err(be)?));
+        self.db
+            .run(move |c| {
+                let mut out = HashSet::new();
+                for chunk in ids.chunks(500) {
+                    let sql = format!(
+                        "SELECT id FROM known_users WHERE id IN ({})",
+                        placeholders(chunk.len())
+                    );
+                    let mut stmt = c.prepare(&sql)?;
+                    let rows =
+                        stmt.query_map(params_from_iter(chunk.iter()), |r| r.get::<_, String>(0))?;
+                    for r in rows {
+                        out.insert(UserId::trusted(r?));
+                    }
                 }
-            }
-            Ok(out)
-        })
-        .await
+                Ok(out)
+            })
+            .await
+            .map_err(be)
     }
 
     async fn remember(&self, users: &[KnownUser]) -> Result<(), StoreError> {
         let users = users.to_vec();
-        self.tx(move |tx| users.iter().try_for_each(|u| upsert_user(tx, u)))
+        self.db
+            .transaction(move |tx| users.iter().try_for_each(|u| upsert_user(tx, u)))
             .await
+            .map_err(be)
     }
 
     async fn record_registered(
@@ -557,13 +514,15 @@ impl UserReplica for EmbeddedStore {
         user: &KnownUser,
     ) -> Result<bool, StoreError> {
         let (eid, user) = (event_id.to_owned(), user.clone());
-        self.tx(move |tx| {
-            if !mark_processed(tx, &eid)? {
-                return Ok(false);
-            }
-            upsert_user(tx, &user)?;
-            Ok(true)
-        })
-        .await
+        self.db
+            .transaction(move |tx| {
+                if !mark_processed(tx, &eid)? {
+                    return Ok(false);
+                }
+                upsert_user(tx, &user)?;
+                Ok(true)
+            })
+            .await
+            .map_err(be)
     }
 }

@@ -136,6 +136,7 @@ pub(crate) async fn spawn_with(options: Options) -> TestApp {
         ("PORT", "0".to_owned()),
         ("USERS_URL", format!("http://127.0.0.1:{stub_port}")),
         ("CONVERSATIONS_OUTBOX_INTERVAL_MS", "200".to_owned()),
+        ("CONVERSATIONS_QUEUE_EXPIRES_SECS", "60".to_owned()),
     ]);
     match options.db {
         Db::Mongo => {
@@ -227,7 +228,7 @@ impl TestApp {
                 QueueSpec::durable(&name)
                     .bind(EVENTS_EXCHANGE, "conversations.#")
                     .bind(DELIVERY_EXCHANGE, "#")
-                    .expires(Some(Duration::from_secs(120))),
+                    .expires(Some(Duration::from_secs(60))),
             )
             .await
             .unwrap();
