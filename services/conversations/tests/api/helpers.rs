@@ -29,6 +29,9 @@ pub(crate) struct Options {
     pub(crate) max_members: Option<usize>,
     /// MongoDB database name (default: a fresh one).
     pub(crate) database: Option<String>,
+    /// The in-process bus instead of RabbitMQ (only for tests about something else that
+    /// would otherwise push thousands of deliveries through the shared broker).
+    pub(crate) in_process_bus: bool,
 }
 
 impl Default for Options {
@@ -37,6 +40,7 @@ impl Default for Options {
             db: Db::Mongo,
             max_members: None,
             database: None,
+            in_process_bus: false,
         }
     }
 }
@@ -118,7 +122,7 @@ pub(crate) async fn spawn_with(options: Options) -> TestApp {
     .unwrap();
     let infra = Infra::connect(
         InfraOptions {
-            amqp_url: Some(minute_testkit::amqp_url()),
+            amqp_url: (!options.in_process_bus).then(minute_testkit::amqp_url),
             redis_url: Some(minute_testkit::redis_url()),
             bus_namespace: minute_testkit::unique_namespace(),
             redis_prefix: format!("{}:", minute_testkit::unique("t")),

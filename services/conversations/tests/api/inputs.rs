@@ -147,11 +147,13 @@ async fn groups_are_bounded_by_the_configured_size() {
     assert_eq!(owner.conversation(c).await["memberCount"], 4);
 }
 
-/// The default limit (10,000), on the embedded store so the 10,000 inserts stay quick.
+/// The default limit (10,000), on the embedded store so the 10,000 inserts stay quick,
+/// and on the in-process bus so 10,000 `user.<id>` deliveries stay off the shared broker.
 #[tokio::test]
 async fn the_10001st_member_is_refused() {
     let app = spawn_with(Options {
         db: Db::Sqlite,
+        in_process_bus: true,
         ..Options::default()
     })
     .await;
