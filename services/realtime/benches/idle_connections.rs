@@ -58,10 +58,20 @@ fn main() {
 
 async fn server(n: usize) {
     let stop = CancellationToken::new();
+    // BENCH_IN_PROCESS=1: the in-process bus and presence instead of RabbitMQ and Redis.
+    let real = std::env::var("BENCH_IN_PROCESS").is_err();
+    println!(
+        "infrastructure: {}",
+        if real {
+            "RabbitMQ + Redis"
+        } else {
+            "in-process bus and presence"
+        }
+    );
     let infra = Infra::connect(
         InfraOptions {
-            amqp_url: Some(minute_testkit::amqp_url()),
-            redis_url: Some(minute_testkit::redis_url()),
+            amqp_url: real.then(minute_testkit::amqp_url),
+            redis_url: real.then(minute_testkit::redis_url),
             bus_namespace: minute_testkit::unique_namespace(),
             redis_prefix: format!("{}:", minute_testkit::unique("bench")),
             replica_id: minute_testkit::unique("bench"),
@@ -149,7 +159,13 @@ async fn clients(port: u16, n: usize) {
     for i in 0..n {
         let token = keys.issue(&format!("bench-user-{i}"), &format!("s{i}"), None);
         pending.push(async move {
-            let mut c = WsClient::connect(port, &token).await;
+            let mut c = WsClient::open(port).await;
+            c.send_json(serde_json::json!({"type":"connection_init","payload":{"authorization": format!("Bearer {token}")}})).await;
+            let ack = c.next_message(Duration::from_secs(30)).await;
+            if ack.as_ref().and_then(|m| m["type"].as_str()) != Some("connection_ack") {
+                let closed = c.closed(Duration::from_secs(5)).await;
+                panic!("no connection_ack: {ack:?} {closed:?}");
+            }
             if std::env::var("BENCH_NO_SUBSCRIPTION").is_err() {
                 c.subscribe_events().await;
             }

@@ -44,8 +44,11 @@ pub(crate) struct WsState {
     pub(crate) stop: CancellationToken,
     /// Validated `events` subscriptions by (document, operation, variables), shared by
     /// every socket that sends the same one.
-    pub(crate) projections: Mutex<HashMap<(String, Option<String>, String), Arc<Projection>>>,
+    pub(crate) projections: Mutex<Projections>,
 }
+
+/// (document, operation name, variables) -> projection.
+pub(crate) type Projections = HashMap<(String, Option<String>, String), Arc<Projection>>;
 
 /// Distinct subscription documents remembered (clients send a handful).
 const MAX_PROJECTIONS: usize = 1024;
@@ -552,9 +555,7 @@ async fn projection(
     Some(Ok(projection))
 }
 
-fn cache(
-    st: &WsState,
-) -> std::sync::MutexGuard<'_, HashMap<(String, Option<String>, String), Arc<Projection>>> {
+fn cache(st: &WsState) -> std::sync::MutexGuard<'_, Projections> {
     st.projections.lock().unwrap_or_else(|p| p.into_inner())
 }
 
