@@ -5,6 +5,8 @@
 #[path = "api/helpers.rs"]
 mod helpers;
 
+#[path = "api/embedded.rs"]
+mod embedded;
 #[path = "api/entities.rs"]
 mod entities;
 #[path = "api/events.rs"]
