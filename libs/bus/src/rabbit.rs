@@ -338,7 +338,15 @@ async fn supervise(inner: std::sync::Weak<Inner>) {
             strong.live.send_replace(None);
             return;
         }
-        match establish(&strong).await {
+        // A broker that accepts TCP but never answers must not hang the supervisor.
+        let attempt = tokio::time::timeout(Duration::from_secs(20), establish(&strong)).await;
+        let attempt = attempt.unwrap_or_else(|_| {
+            Err(lapin::Error::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no answer from the broker within 20 s",
+            )))
+        });
+        match attempt {
             Ok(live) => {
                 backoff = Duration::from_millis(100);
                 tracing::info!("event bus connected");
