@@ -284,6 +284,7 @@ async fn rabbitmq_publish_fails_rather_than_lies_when_unreachable() {
 /// A broker restart in the middle of a stream of confirmed publishes: the bus reconnects,
 /// re-declares its topology, resumes its consumer, and every confirmed message arrives.
 #[tokio::test]
+#[ignore = "restarts the shared broker: scripts/test runs it first, on an empty broker"]
 async fn rabbitmq_survives_a_broker_restart() {
     let _exclusive = BROKER.write().await;
     let stop = CancellationToken::new();
