@@ -33,7 +33,12 @@ CREATE TABLE IF NOT EXISTS outbox (
   delivery_keys TEXT NOT NULL, body TEXT NOT NULL, traceparent TEXT);
 CREATE TABLE IF NOT EXISTS known_users (id TEXT PRIMARY KEY, username TEXT);
 CREATE TABLE IF NOT EXISTS processed_events (id TEXT PRIMARY KEY, at_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS processed_events_by_age ON processed_events (at_ms);
 ";
+
+/// How long an event id is remembered (as the MongoDB adapter's TTL index): far longer
+/// than any redelivery, so the table stays bounded.
+const PROCESSED_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// The SQLite store.
 #[derive(Clone)]
@@ -459,9 +464,15 @@ impl ConversationStore for EmbeddedStore {
 }
 
 fn mark_processed(tx: &Transaction<'_>, event_id: &str) -> rusqlite::Result<bool> {
+    let now = chrono::Utc::now().timestamp_millis();
     let n = tx.execute(
         "INSERT OR IGNORE INTO processed_events (id, at_ms) VALUES (?1, ?2)",
-        params![event_id, chrono::Utc::now().timestamp_millis()],
+        params![event_id, now],
+    )?;
+    // An indexed range delete; usually nothing is old enough.
+    tx.execute(
+        "DELETE FROM processed_events WHERE at_ms < ?1",
+        [now - PROCESSED_RETENTION_MS],
     )?;
     Ok(n == 1)
 }
