@@ -34,7 +34,7 @@ pub struct Limits {
     pub ping_interval: Duration,
     /// `REALTIME_MAX_FRAMES_PER_SEC` (default 50, burst twice that) from one client.
     pub frames_per_sec: u32,
-    /// `REALTIME_READ_BUFFER_BYTES` (default 1 KiB): the WebSocket read buffer (tungstenite's
+    /// `REALTIME_READ_BUFFER_BYTES` (default 512 bytes): the WebSocket read buffer (tungstenite's
     /// default is 128 KiB per socket); it grows for a large frame and shrinks back.
     pub read_buffer: usize,
 }
@@ -96,7 +96,7 @@ impl Settings {
                     "milliseconds",
                 )?),
                 frames_per_sec: env.or("REALTIME_MAX_FRAMES_PER_SEC", 50, "frames per second")?,
-                read_buffer: env.or("REALTIME_READ_BUFFER_BYTES", 1024, "a number of bytes")?,
+                read_buffer: env.or("REALTIME_READ_BUFFER_BYTES", 512, "a number of bytes")?,
             },
             presence: PresenceSettings {
                 ttl,

@@ -71,13 +71,14 @@ pub(crate) async fn handler(
 }
 
 async fn serve(mut ws: WebSocket, st: Arc<WsState>) {
-    let viewer = match init(&mut ws, &st).await {
+    // Rare, large futures are boxed so they do not enlarge every idle socket's task.
+    let viewer = match Box::pin(init(&mut ws, &st)).await {
         Ok(v) => v,
-        Err(close) => return finish(ws, close).await,
+        Err(close) => return Box::pin(finish(ws, close)).await,
     };
-    let (handle, rx) = match st.hub.connect(&viewer).await {
+    let (handle, rx) = match Box::pin(st.hub.connect(&viewer)).await {
         Ok(x) => x,
-        Err(close) => return finish(ws, Some(close)).await,
+        Err(close) => return Box::pin(finish(ws, Some(close))).await,
     };
     let close = if ws
         .send(Message::text(r#"{"type":"connection_ack"}"#))
@@ -89,8 +90,8 @@ async fn serve(mut ws: WebSocket, st: Arc<WsState>) {
     } else {
         None
     };
-    st.hub.disconnect(&handle).await;
-    finish(ws, close).await;
+    Box::pin(st.hub.disconnect(&handle)).await;
+    Box::pin(finish(ws, close)).await;
 }
 
 /// Sends the close frame (if any) and gives the peer a moment to answer it, so unread
@@ -204,7 +205,9 @@ struct Session<'a> {
     viewer: Viewer,
     handle: Arc<SocketHandle>,
     ops: HashMap<String, Operation>,
-    outputs: SelectAll<BoxStream<'static, Output>>,
+    /// Executed operations' streams; created on first use (most sockets only have a
+    /// projected subscription, and an empty `SelectAll` still allocates).
+    outputs: Option<SelectAll<BoxStream<'static, Output>>>,
     budget: FrameBudget,
     awaiting_pong: bool,
 }
@@ -216,7 +219,7 @@ impl<'a> Session<'a> {
             viewer,
             handle,
             ops: HashMap::new(),
-            outputs: SelectAll::new(),
+            outputs: None,
             budget: FrameBudget::new(st.limits.frames_per_sec),
             awaiting_pong: false,
         }
@@ -236,27 +239,27 @@ impl<'a> Session<'a> {
             // queue (-> 4050) instead of growing memory.
             tokio::select! {
                 biased;
-                kill = handle.killed() => return Err(self.on_kill(ws, kill).await),
+                kill = handle.killed() => return Err(Box::pin(self.on_kill(ws, kill)).await),
                 _ = self.st.stop.cancelled() => {
                     return Err(Some(Close::new(codes::GOING_AWAY, "server shutting down")));
                 }
-                out = self.outputs.next(), if !self.outputs.is_empty() => {
+                out = next_output(&mut self.outputs), if has_outputs(&self.outputs) => {
                     if let Some(out) = out {
-                        self.send_output(ws, out).await?;
+                        Box::pin(self.send_output(ws, out)).await?;
                     }
                 }
                 event = rx.recv() => match event {
-                    Some(e) => self.deliver(ws, &e).await?,
+                    Some(e) => Box::pin(self.deliver(ws, &e)).await?,
                     None => return Err(None),
                 },
-                msg = ws.recv() => self.on_frame(ws, msg).await?,
+                msg = ws.recv() => Box::pin(self.on_frame(ws, msg)).await?,
                 _ = ping.tick() => {
                     if self.awaiting_pong {
                         tracing::debug!("peer missed a pong; dropping it");
                         return Err(None);
                     }
                     self.awaiting_pong = true;
-                    self.send(ws, Message::Ping(Default::default())).await?;
+                    Box::pin(self.send(ws, Message::Ping(Default::default()))).await?;
                 }
             }
         }
@@ -272,7 +275,7 @@ impl<'a> Session<'a> {
                 Ok(Ok(())) => Ok(()),
                 _ => Err(None),
             },
-            kill = handle.killed() => Err(self.on_kill(ws, kill).await),
+            kill = handle.killed() => Err(Box::pin(self.on_kill(ws, kill)).await),
         }
     }
 
@@ -343,8 +346,8 @@ impl<'a> Session<'a> {
     /// Sends what the operations still produce (bounded in time).
     async fn drain(&mut self, ws: &mut WebSocket) {
         let deadline = Instant::now() + Duration::from_millis(500);
-        while !self.outputs.is_empty() {
-            let next = tokio::time::timeout_at(deadline, self.outputs.next()).await;
+        while has_outputs(&self.outputs) {
+            let next = tokio::time::timeout_at(deadline, next_output(&mut self.outputs)).await;
             let Ok(Some(out)) = next else { return };
             let Some(text) = self.render(out) else {
                 continue;
@@ -356,7 +359,7 @@ impl<'a> Session<'a> {
                 return;
             }
             // Stop once the streams have nothing ready.
-            if self.outputs.next().now_or_never().is_none() {
+            if next_output(&mut self.outputs).now_or_never().is_none() {
                 return;
             }
         }
@@ -484,7 +487,7 @@ impl<'a> Session<'a> {
             ))
             .take_until(cancelled)
             .boxed();
-        self.outputs.push(stream);
+        self.outputs.get_or_insert_with(SelectAll::new).push(stream);
         self.ops.insert(
             id,
             Operation::Executed {
@@ -557,6 +560,19 @@ async fn projection(
 
 fn cache(st: &WsState) -> std::sync::MutexGuard<'_, Projections> {
     st.projections.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn has_outputs(outputs: &Option<SelectAll<BoxStream<'static, Output>>>) -> bool {
+    outputs.as_ref().is_some_and(|o| !o.is_empty())
+}
+
+async fn next_output(
+    outputs: &mut Option<SelectAll<BoxStream<'static, Output>>>,
+) -> Option<Output> {
+    match outputs {
+        Some(o) => o.next().await,
+        None => None,
+    }
 }
 
 fn json_string(s: &str) -> String {
