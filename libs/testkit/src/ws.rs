@@ -184,8 +184,9 @@ impl WsClient {
             .await;
     }
 
-    /// Runs an operation over the socket and returns its first `next` payload (or the
-    /// `error` payload as `{"errors": [...]}`), keeping other messages for later reads.
+    /// Runs a query or mutation over the socket and returns its `next` payload (or the
+    /// `error` payload as `{"errors": [...]}`), after its `complete`; other messages are kept
+    /// for later reads.
     pub async fn execute(&mut self, query: &str, variables: Value) -> Value {
         let id = self.subscribe(query, variables).await;
         let deadline = tokio::time::Instant::now() + WAIT;
@@ -204,6 +205,20 @@ impl WsClient {
             }
             kept.push(m);
         };
+        // A query or mutation completes right after its result; consume that too.
+        if !result.is_null()
+            && result
+                .get("errors")
+                .is_none_or(|_| result.get("data").is_some())
+        {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            while let Some(m) = self.read(left.min(Duration::from_secs(2))).await {
+                if m["id"] == id.as_str() && m["type"] == "complete" {
+                    break;
+                }
+                kept.push(m);
+            }
+        }
         self.pending.extend(kept);
         result
     }

@@ -214,3 +214,143 @@ async fn shutdown_closes_open_sockets_with_1001() {
     c.replicas[0].stop.cancel();
     assert_eq!(s.close_code(Duration::from_secs(5)).await, 1001);
 }
+
+#[tokio::test]
+async fn every_event_type_arrives_with_the_contracts_fields() {
+    use minute_events as ev;
+    let c = Cluster::start(1, &[]).await;
+    let (alice, bob) = (
+        minute_testkit::unique("alice"),
+        minute_testkit::unique("bob"),
+    );
+    let conv = minute_testkit::unique("g");
+    c.create(&conv, ConversationKind::Group, &[&alice, &bob], 1)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut b = c.connect(0, &bob).await;
+    let now = chrono::Utc::now();
+    c.to_conversation(
+        &conv,
+        ev::MessageEdited {
+            conversation_id: conv.clone(),
+            message_id: "m1".into(),
+            seq: 1,
+            body: "edited".into(),
+            edited_at: now,
+        },
+    )
+    .await;
+    c.to_conversation(
+        &conv,
+        ev::MessageDeleted {
+            conversation_id: conv.clone(),
+            message_id: "m1".into(),
+            seq: 1,
+            deleted_at: now,
+        },
+    )
+    .await;
+    c.to_conversation(
+        &conv,
+        ev::ReactionChanged {
+            conversation_id: conv.clone(),
+            message_id: "m1".into(),
+            emoji: "👍".into(),
+            count: 2,
+            user_id: alice.clone(),
+            added: true,
+        },
+    )
+    .await;
+    c.to_conversation(
+        &conv,
+        ev::ReceiptUpdated {
+            conversation_id: conv.clone(),
+            user_id: alice.clone(),
+            kind: ev::ReceiptKind::Delivered,
+            seq: 1,
+        },
+    )
+    .await;
+    c.to_conversation(
+        &conv,
+        ev::ConversationUpdated {
+            conversation_id: conv.clone(),
+            title: Some("New title".into()),
+            version: 2,
+        },
+    )
+    .await;
+    let e = expect_event(&mut b, "MessageEdited", is("MessageEdited")).await;
+    assert_eq!(
+        (e["body"].as_str(), e["seq"].as_i64()),
+        (Some("edited"), Some(1))
+    );
+    assert!(e["editedAt"].is_string());
+    let e = expect_event(&mut b, "MessageDeleted", is("MessageDeleted")).await;
+    assert_eq!(e["messageId"], "m1");
+    assert!(e["deletedAt"].is_string());
+    let e = expect_event(&mut b, "ReactionChanged", is("ReactionChanged")).await;
+    assert_eq!(
+        (
+            e["emoji"].as_str(),
+            e["count"].as_i64(),
+            e["added"].as_bool()
+        ),
+        (Some("👍"), Some(2), Some(true))
+    );
+    let e = expect_event(
+        &mut b,
+        "DeliveredMarkerUpdated",
+        is("DeliveredMarkerUpdated"),
+    )
+    .await;
+    assert_eq!(
+        (e["userId"].as_str(), e["seq"].as_i64()),
+        (Some(alice.as_str()), Some(1))
+    );
+    let e = expect_event(&mut b, "ConversationUpdated", is("ConversationUpdated")).await;
+    assert_eq!(e["title"], "New title");
+}
+
+#[tokio::test]
+async fn operations_can_be_completed_and_executed_subscriptions_stream_too() {
+    let c = Cluster::start(1, &[]).await;
+    let (alice, bob) = (
+        minute_testkit::unique("alice"),
+        minute_testkit::unique("bob"),
+    );
+    let conv = minute_testkit::unique("g");
+    c.create(&conv, ConversationKind::Group, &[&alice, &bob], 1)
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut b = WsClient::connect(c.port(0), &c.token(&bob, "bob-s")).await;
+    // Aliased field, named operation, fragments and directives.
+    let id = b
+        .subscribe(
+            "subscription Feed { feed: events { kind: __typename @include(if: true) ...M } }
+             fragment M on MessageCreated { n: seq body @skip(if: false) }",
+            json!({}),
+        )
+        .await;
+    b.execute("query { serverTime }", json!({})).await;
+    c.message(&conv, 1, &alice, "one").await;
+    let m = loop {
+        let m = b.next_message(Duration::from_secs(10)).await.expect("next");
+        assert_eq!(m["id"], id.as_str(), "{m}");
+        // Bob's own PresenceChanged may come first: it selects `kind` only.
+        if m["payload"]["data"]["feed"]["kind"] != "PresenceChanged" {
+            break m;
+        }
+    };
+    assert_eq!(
+        m["payload"]["data"]["feed"],
+        json!({"kind": "MessageCreated", "n": 1, "body": "one"})
+    );
+    // After `complete`, nothing more for that operation.
+    b.send_json(json!({"id": id, "type": "complete"})).await;
+    b.execute("query { serverTime }", json!({})).await;
+    c.message(&conv, 2, &alice, "two").await;
+    let after = b.next_message(Duration::from_millis(700)).await;
+    assert!(after.is_none(), "{after:?}");
+}

@@ -169,6 +169,23 @@ impl Cluster {
         }
     }
 
+    /// Publishes any event to `minute.delivery` with `conv.<conv>` (as messaging does).
+    pub async fn to_conversation<T: Event>(&self, conv: &str, data: T) {
+        self.publish_delivery(&Envelope::new(data), &[conversation_delivery_key(conv)])
+            .await;
+    }
+
+    async fn publish_delivery<T: Event>(&self, env: &Envelope<T>, keys: &[String]) {
+        for key in keys {
+            let mut m = Message::from_envelope(env);
+            m.routing_key = key.clone();
+            self.bus()
+                .publish(DELIVERY_EXCHANGE, m)
+                .await
+                .expect("publish delivery");
+        }
+    }
+
     /// As conversations publishes a new conversation.
     pub async fn create(&self, conv: &str, kind: ConversationKind, members: &[&str], version: u64) {
         let env = Envelope::new(ConversationCreated {
