@@ -10,6 +10,9 @@
 //!
 //! Start at [`App::build`]; the supergraph is kept fresh by [`compose::Composer`].
 
+// The engine's ntex middleware stack is a deeply nested type (hive-router sets the same).
+#![recursion_limit = "256"]
+
 pub mod compose;
 pub mod config;
 pub mod edge;

@@ -2,13 +2,10 @@
 //! subgraphs served over HTTP: cross-subgraph plans with batched entity fetches, header
 //! propagation, every limit, error mapping, readiness, and a subgraph dying mid-run.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use async_graphql::{
-    ComplexObject, Context, EmptyMutation, EmptySubscription, ID, Object, Schema, SimpleObject,
-};
+use async_graphql::{EmptyMutation, EmptySubscription, Schema};
 use minute_kit::config::{Env, JwtSettings};
 use minute_kit::infra::{Infra, InfraOptions};
 use minute_testkit::GraphqlClient;

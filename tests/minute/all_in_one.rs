@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 
 struct Minute {
     child: Child,
-    port: u16,
 }
 
 impl Minute {
@@ -38,7 +37,7 @@ impl Minute {
             "/readyz: {:?}",
             minute_testkit::http_get(port, "/readyz").await
         );
-        Self { child, port }
+        Self { child }
     }
 
     fn stop(mut self) {

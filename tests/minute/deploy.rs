@@ -111,14 +111,15 @@ fn compose_services(text: &str) -> Vec<(String, Vec<String>, Option<u16>)> {
         }
         if indent == 4 {
             in_env = trimmed == "environment:";
-        } else if in_env && indent == 6 && !trimmed.starts_with("<<") {
-            if let Some((k, v)) = trimmed.split_once(':')
-                && let Some(c) = current.as_mut()
-            {
-                c.1.push(k.trim().to_owned());
-                if k.trim() == "PORT" {
-                    c.2 = v.trim().trim_matches('"').parse().ok();
-                }
+        } else if in_env
+            && indent == 6
+            && !trimmed.starts_with("<<")
+            && let Some((k, v)) = trimmed.split_once(':')
+            && let Some(c) = current.as_mut()
+        {
+            c.1.push(k.trim().to_owned());
+            if k.trim() == "PORT" {
+                c.2 = v.trim().trim_matches('"').parse().ok();
             }
         }
     }
@@ -140,7 +141,7 @@ fn compose_runs_real_roles_on_their_ports_with_real_variables() {
         .filter(|s| roles().contains(&s.0.as_str()))
         .collect();
     assert_eq!(minute.len(), 6, "every role runs in compose: {services:?}");
-    for (role, env, port) in &minute {
+    for (role, _env, port) in &minute {
         assert_eq!(
             *port,
             Some(default_port(role)),
