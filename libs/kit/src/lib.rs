@@ -27,6 +27,7 @@ pub mod mongo;
 pub mod redis;
 pub mod shutdown;
 pub mod sqlite;
+pub mod storage;
 pub mod telemetry;
 
 pub use error::{ApiError, ErrorCode, GqlResultExt};

@@ -1,25 +1,13 @@
 //! The auth service's settings, read once at start.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use minute_kit::config::{CommonSettings, ConfigError, Env};
-use minute_kit::mongo::MongoSettings;
 
 /// Default port of `minute auth`.
 pub const DEFAULT_PORT: u16 = 8082;
 
-/// Where accounts, sessions and the outbox live.
-#[derive(Debug, Clone)]
-pub enum Storage {
-    /// `DATABASE_URL` / `AUTH_DATABASE_URL`.
-    Mongo(MongoSettings),
-    /// `$MINUTE_DATA_DIR/auth.sqlite3` (all-in-one mode without a database).
-    Embedded {
-        /// The SQLite file.
-        path: PathBuf,
-    },
-}
+pub use minute_kit::storage::Storage;
 
 /// Login throttling (per fixed window, shared through Redis when configured).
 #[derive(Debug, Clone, Copy)]
@@ -62,13 +50,7 @@ pub struct Settings {
 impl Settings {
     /// Reads the environment.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let storage = match MongoSettings::from_env(env, "auth")? {
-            Some(m) => Storage::Mongo(m),
-            None => Storage::Embedded {
-                path: PathBuf::from(env.get("MINUTE_DATA_DIR").unwrap_or("./data"))
-                    .join("auth.sqlite3"),
-            },
-        };
+        let storage = Storage::from_env(env, "auth")?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let refresh_ttl = env.seconds("REFRESH_TOKEN_TTL_SECS", 30 * 24 * 3600)?;
         positive("REFRESH_TOKEN_TTL_SECS", refresh_ttl.as_secs())?;
@@ -122,7 +104,7 @@ mod tests {
     fn defaults_and_embedded_storage() {
         let s = Settings::from_env(&Env::from_pairs([("MINUTE_DATA_DIR", "/tmp/x")]))
             .expect("defaults");
-        assert!(matches!(&s.storage, Storage::Embedded { path } if path.ends_with("auth.sqlite3")));
+        assert!(matches!(&s.storage, Storage::Embedded(path) if path.ends_with("auth.sqlite3")));
         assert_eq!(s.throttle.account_failures, 100);
         assert_eq!(s.throttle.window, Duration::from_secs(3600));
     }

@@ -148,7 +148,7 @@ async fn open_store(
                 .map_err(|e| anyhow::anyhow!("auth database: {e}"))?;
             Ok((Arc::new(store), readiness.with(Arc::new(MongoCheck(db)))))
         }
-        Storage::Embedded { path } => {
+        Storage::Embedded(path) => {
             let store = SqliteStore::open(path)
                 .map_err(|e| anyhow::anyhow!("MINUTE_DATA_DIR ({}): {e}", path.display()))?;
             Ok((Arc::new(store), readiness))

@@ -1,11 +1,9 @@
 //! The conversations service's settings, read once at start (the only module that reads
 //! the environment).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use minute_kit::config::{CommonSettings, ConfigError, Env};
-use minute_kit::mongo::MongoSettings;
 
 /// Default port of `minute conversations`.
 pub const DEFAULT_PORT: u16 = 8084;
@@ -13,14 +11,7 @@ pub const DEFAULT_PORT: u16 = 8084;
 /// Default upper bound of a group's members (`CONVERSATIONS_MAX_GROUP_MEMBERS`).
 pub const DEFAULT_MAX_GROUP_MEMBERS: usize = 10_000;
 
-/// Where conversations are stored.
-#[derive(Debug, Clone)]
-pub enum Storage {
-    /// MongoDB (`DATABASE_URL` / `CONVERSATIONS_DATABASE_URL`).
-    Mongo(MongoSettings),
-    /// Embedded SQLite file (`$MINUTE_DATA_DIR/conversations.sqlite3`).
-    Embedded(PathBuf),
-}
+pub use minute_kit::storage::Storage;
 
 /// Settings of the conversations service.
 #[derive(Debug, Clone)]
@@ -46,13 +37,7 @@ pub struct Settings {
 impl Settings {
     /// Reads the environment.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let storage = match MongoSettings::from_env(env, "conversations")? {
-            Some(m) => Storage::Mongo(m),
-            None => {
-                let dir = env.get("MINUTE_DATA_DIR").unwrap_or("./data");
-                Storage::Embedded(PathBuf::from(dir).join("conversations.sqlite3"))
-            }
-        };
+        let storage = Storage::from_env(env, "conversations")?;
         let max_group_members: usize = env.or(
             "CONVERSATIONS_MAX_GROUP_MEMBERS",
             DEFAULT_MAX_GROUP_MEMBERS,

@@ -1,23 +1,14 @@
 //! The messaging service's settings, read once at start (the only place that reads the
 //! environment).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use minute_kit::config::{CommonSettings, ConfigError, Env};
-use minute_kit::mongo::MongoSettings;
 
 /// Default port of `minute messaging`.
 pub const DEFAULT_PORT: u16 = 8085;
 
-/// Where messages live.
-#[derive(Debug, Clone)]
-pub enum Storage {
-    /// MongoDB (`DATABASE_URL` / `MESSAGING_DATABASE_URL`).
-    Mongo(MongoSettings),
-    /// Embedded SQLite file (`$MINUTE_DATA_DIR/messaging.sqlite3`).
-    Embedded(PathBuf),
-}
+pub use minute_kit::storage::Storage;
 
 /// Settings of the messaging service.
 #[derive(Debug, Clone)]
@@ -37,13 +28,7 @@ pub struct Settings {
 impl Settings {
     /// Reads the environment.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let storage = match MongoSettings::from_env(env, "messaging")? {
-            Some(m) => Storage::Mongo(m),
-            None => {
-                let dir = PathBuf::from(env.get("MINUTE_DATA_DIR").unwrap_or("./data"));
-                Storage::Embedded(dir.join("messaging.sqlite3"))
-            }
-        };
+        let storage = Storage::from_env(env, "messaging")?;
         let conversations_url = env
             .url("CONVERSATIONS_URL", &["http", "https"])?
             .map(|u| u.trim_end_matches('/').to_owned());

@@ -1,22 +1,13 @@
 //! The realtime service's settings, read once at start.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use minute_kit::config::{CommonSettings, ConfigError, Env};
-use minute_kit::mongo::MongoSettings;
 
 /// Default port of `minute realtime`.
 pub const DEFAULT_PORT: u16 = 8081;
 
-/// Where the membership replica lives.
-#[derive(Debug, Clone)]
-pub enum Storage {
-    /// `DATABASE_URL` / `REALTIME_DATABASE_URL`.
-    Mongo(MongoSettings),
-    /// `$MINUTE_DATA_DIR/realtime.sqlite3`.
-    Embedded(PathBuf),
-}
+pub use minute_kit::storage::Storage;
 
 /// Per-socket and per-user limits (design.md §6).
 #[derive(Debug, Clone)]
@@ -67,13 +58,7 @@ pub struct Settings {
 impl Settings {
     /// Reads the environment.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let storage = match MongoSettings::from_env(env, "realtime")? {
-            Some(m) => Storage::Mongo(m),
-            None => Storage::Embedded(
-                PathBuf::from(env.get("MINUTE_DATA_DIR").unwrap_or("./data"))
-                    .join("realtime.sqlite3"),
-            ),
-        };
+        let storage = Storage::from_env(env, "realtime")?;
         let ttl = env.seconds("REALTIME_PRESENCE_TTL_SECS", 45)?;
         Ok(Self {
             common: CommonSettings::from_env(env, DEFAULT_PORT)?,

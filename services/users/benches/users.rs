@@ -54,9 +54,7 @@ async fn main() -> anyhow::Result<()> {
     let env = Env::from_pairs([("HOST", "127.0.0.1"), ("PORT", "0")]);
     let settings = Settings {
         common: CommonSettings::from_env(&env, 0)?,
-        storage: Storage::Embedded {
-            path: "unused".into(),
-        },
+        storage: Storage::Embedded("unused".into()),
         outbox_interval: Duration::from_secs(1),
         queue_expiry: None,
     };

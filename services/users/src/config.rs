@@ -1,26 +1,14 @@
 //! The users service's settings, read once at start. The only module that reads the
 //! environment.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use minute_kit::config::{CommonSettings, ConfigError, Env};
-use minute_kit::mongo::MongoSettings;
 
 /// Default port of `minute users`.
 pub const DEFAULT_PORT: u16 = 8083;
 
-/// Where profiles are stored.
-#[derive(Debug, Clone)]
-pub enum Storage {
-    /// `DATABASE_URL` / `USERS_DATABASE_URL`: MongoDB.
-    Mongo(MongoSettings),
-    /// Neither set: SQLite file `$MINUTE_DATA_DIR/users.sqlite3`.
-    Embedded {
-        /// The SQLite file.
-        path: PathBuf,
-    },
-}
+pub use minute_kit::storage::Storage;
 
 /// Settings of the users service.
 #[derive(Debug, Clone)]
@@ -40,13 +28,7 @@ pub struct Settings {
 impl Settings {
     /// Reads the environment.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let storage = match MongoSettings::from_env(env, "users")? {
-            Some(m) => Storage::Mongo(m),
-            None => Storage::Embedded {
-                path: PathBuf::from(env.get("MINUTE_DATA_DIR").unwrap_or("./data"))
-                    .join("users.sqlite3"),
-            },
-        };
+        let storage = Storage::from_env(env, "users")?;
         let interval_ms: u64 = env.or(
             "USERS_OUTBOX_INTERVAL_MS",
             1000,
@@ -75,9 +57,7 @@ mod tests {
     #[test]
     fn storage_follows_database_url() {
         let s = Settings::from_env(&Env::from_pairs([("MINUTE_DATA_DIR", "/tmp/x")])).unwrap();
-        assert!(
-            matches!(&s.storage, Storage::Embedded { path } if path.ends_with("users.sqlite3"))
-        );
+        assert!(matches!(&s.storage, Storage::Embedded(path) if path.ends_with("users.sqlite3")));
         let s = Settings::from_env(&Env::from_pairs([(
             "USERS_DATABASE_URL",
             "mongodb://h:27017",

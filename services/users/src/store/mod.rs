@@ -84,7 +84,7 @@ pub async fn open(storage: &Storage) -> anyhow::Result<Arc<dyn UserStore>> {
             let db = minute_kit::mongo::connect(settings).await?;
             Arc::new(MongoStore::open(db).await?)
         }
-        Storage::Embedded { path } => Arc::new(SqliteStore::open(path)?),
+        Storage::Embedded(path) => Arc::new(SqliteStore::open(path)?),
     })
 }
 

@@ -147,9 +147,7 @@ pub(crate) async fn spawn_app_on(store: Arc<dyn UserStore>) -> TestApp {
 /// The service over `store` on `infra` (tests that listen before the service starts).
 pub(crate) async fn spawn_app_with(store: Arc<dyn UserStore>, infra: Infra) -> TestApp {
     let app = App::build_with_store(
-        settings(Storage::Embedded {
-            path: "unused".into(),
-        }),
+        settings(Storage::Embedded("unused".into())),
         infra.clone(),
         store.clone(),
     )
