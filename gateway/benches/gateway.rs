@@ -9,8 +9,6 @@ mod subgraphs;
 
 use std::time::{Duration, Instant};
 
-use minute_kit::config::{Env, JwtSettings};
-use minute_kit::infra::{Infra, InfraOptions};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -84,26 +82,14 @@ async fn main() {
     let (accounts, posts) = subgraphs::schemas();
     let a = subgraphs::serve(accounts, subgraphs::Seen::default(), stop.clone()).await;
     let p = subgraphs::serve(posts, subgraphs::Seen::default(), stop.clone()).await;
-    let env = Env::from_pairs([
-        ("HOST", "127.0.0.1".to_owned()),
-        ("PORT", "0".to_owned()),
-        ("AUTH_URL", format!("http://127.0.0.1:{a}")),
-        ("USERS_URL", format!("http://127.0.0.1:{p}")),
-    ]);
-    let settings = minute_gateway::Settings::from_env(&env).expect("settings");
-    let jwt = JwtSettings::from_env(
-        &Env::from_pairs([("JWT_SECRET", "bench-secret-0123456789abcdef-0123456789")]),
-        None,
+    let port = subgraphs::start_gateway(
+        vec![
+            ("AUTH_URL", format!("http://127.0.0.1:{a}")),
+            ("USERS_URL", format!("http://127.0.0.1:{p}")),
+        ],
+        stop.clone(),
     )
-    .expect("jwt");
-    let infra = Infra::connect(InfraOptions::default(), jwt, stop.clone())
-        .await
-        .expect("infra");
-    let app = minute_gateway::App::build(settings, infra)
-        .await
-        .expect("gateway");
-    let port = app.port();
-    tokio::spawn(app.run_until_stopped(stop.clone()));
+    .await;
     let ready = async {
         loop {
             if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await

@@ -6,8 +6,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_graphql::{EmptyMutation, EmptySubscription, Schema};
-use minute_kit::config::{Env, JwtSettings};
-use minute_kit::infra::{Infra, InfraOptions};
 use minute_testkit::GraphqlClient;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -15,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 #[path = "support/subgraphs.rs"]
 mod subgraphs;
 
-use subgraphs::{AccountsQuery, PostsQuery, Seen, serve};
+use subgraphs::{AccountsQuery, PostsQuery, Seen, serve, start_gateway};
 
 struct Stack {
     gateway: GraphqlClient,
@@ -30,28 +28,6 @@ impl Drop for Stack {
         self.stop.cancel();
         self.accounts_stop.cancel();
     }
-}
-
-async fn start_gateway(vars: Vec<(&'static str, String)>, stop: CancellationToken) -> u16 {
-    let mut env = Env::from_pairs([("PORT", "0".to_owned()), ("HOST", "127.0.0.1".to_owned())]);
-    for (k, v) in vars {
-        env.set(k, v);
-    }
-    let settings = minute_gateway::Settings::from_env(&env).expect("settings");
-    let jwt = JwtSettings::from_env(
-        &Env::from_pairs([("JWT_SECRET", "gateway-test-secret-0123456789abcdef")]),
-        None,
-    )
-    .expect("jwt");
-    let infra = Infra::connect(InfraOptions::default(), jwt, stop.clone())
-        .await
-        .expect("infra");
-    let app = minute_gateway::App::build(settings, infra)
-        .await
-        .expect("gateway");
-    let port = app.port();
-    tokio::spawn(app.run_until_stopped(stop));
-    port
 }
 
 async fn stack(extra: Vec<(&'static str, String)>) -> Stack {

@@ -173,3 +173,36 @@ pub fn schemas() -> (
             .finish(),
     )
 }
+
+/// The real gateway over `vars` (subgraph URLs...) on a free port; runs until `stop`.
+pub async fn start_gateway(vars: Vec<(&'static str, String)>, stop: CancellationToken) -> u16 {
+    let mut env = minute_kit::config::Env::from_pairs([
+        ("PORT", "0".to_owned()),
+        ("HOST", "127.0.0.1".to_owned()),
+    ]);
+    for (k, v) in vars {
+        env.set(k, v);
+    }
+    let settings = minute_gateway::Settings::from_env(&env).expect("settings");
+    let jwt = minute_kit::config::JwtSettings::from_env(
+        &minute_kit::config::Env::from_pairs([(
+            "JWT_SECRET",
+            "gateway-test-secret-0123456789abcdef",
+        )]),
+        None,
+    )
+    .expect("jwt");
+    let infra = minute_kit::infra::Infra::connect(
+        minute_kit::infra::InfraOptions::default(),
+        jwt,
+        stop.clone(),
+    )
+    .await
+    .expect("infra");
+    let app = minute_gateway::App::build(settings, infra)
+        .await
+        .expect("gateway");
+    let port = app.port();
+    tokio::spawn(app.run_until_stopped(stop));
+    port
+}
