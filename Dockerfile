@@ -17,8 +17,10 @@ FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
 RUN cargo chef cook --release --recipe-path recipe.json
 COPY . .
+# Line tables stay in target/ for local backtraces; the image keeps symbols, not DWARF.
 RUN cargo build --release --locked --bin minute \
  && install -D -m 0755 target/release/minute /out/minute \
+ && strip --strip-debug /out/minute \
  && install -d -m 0755 /out/data
 
 # ---- runtime: no shell, no package manager, non-root ----
