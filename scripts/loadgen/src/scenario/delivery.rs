@@ -1,0 +1,533 @@
+//! `delivery`: send-to-receive latency between 1:1 pairs. Senders call `sendMessage` over
+//! HTTP on an open-loop schedule (200 and 1,000 msg/s), receivers hold `/ws` with an
+//! `events` subscription; latency runs from the message's *due* time to its arrival at the
+//! receiver. Then a closed loop finds the max rate. Baseline: the same schedule through a
+//! bare WebSocket echo server on loopback (the physical floor of one hop).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, Semaphore};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+use super::{Outcome, Row, RunArgs, Table, ratio};
+use crate::api::{Api, User, run_tag};
+use crate::bare::BareServer;
+use crate::stats::{Latency, Recorder, Schedule, fmt_ms};
+use crate::ws::{self, Ws};
+
+const BODY: &str = "benchmark message: the quick brown fox jumps over the lazy dog 0123456789";
+const MAX_IN_FLIGHT: usize = 512;
+
+/// How one load level went.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Level {
+    load: String,
+    path: &'static str,
+    sent: u64,
+    received: u64,
+    errors: u64,
+    seconds: f64,
+    rate: f64,
+    /// From the due time.
+    latency: Latency,
+    /// From the actual send.
+    from_send: Latency,
+    /// `sendMessage` HTTP round trip (Minute only), from the due time.
+    send_ack: Option<Latency>,
+}
+
+/// Per-phase slots the receivers record into: a message id `<phase>.<k>.<offset us>`
+/// names its phase and its due time relative to the phase's base instant.
+struct Phases {
+    base: Vec<Mutex<Instant>>,
+    /// From the due time (what a user waits: coordinated-omission safe).
+    recorders: Vec<Recorder>,
+    /// From the moment the request or frame actually left (service time).
+    from_send: Vec<Recorder>,
+    received: Vec<AtomicU64>,
+}
+
+impl Phases {
+    fn new(n: usize) -> Arc<Self> {
+        Arc::new(Self {
+            base: (0..n).map(|_| Mutex::new(Instant::now())).collect(),
+            recorders: (0..n).map(|_| Recorder::new()).collect(),
+            from_send: (0..n).map(|_| Recorder::new()).collect(),
+            received: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        })
+    }
+
+    async fn arrived(&self, id: &str, at: Instant) {
+        let mut it = id.split('.');
+        let (Some(phase), Some(_k), Some(due), Some(sent)) =
+            (it.next(), it.next(), it.next(), it.next())
+        else {
+            return;
+        };
+        let (Ok(phase), Ok(due), Ok(sent)) = (
+            phase.parse::<usize>(),
+            due.parse::<u64>(),
+            sent.parse::<u64>(),
+        ) else {
+            return;
+        };
+        let Some(base) = self.base.get(phase) else {
+            return;
+        };
+        let base = *base.lock().await;
+        self.recorders[phase]
+            .record(at.saturating_duration_since(base + Duration::from_micros(due)));
+        self.from_send[phase]
+            .record(at.saturating_duration_since(base + Duration::from_micros(sent)));
+        self.received[phase].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `<phase>.<k>.<due offset us>.<actual send offset us>` (at most ~40 chars).
+fn message_id(phase: usize, k: u64, base: Instant, due: Instant) -> String {
+    let now = Instant::now();
+    format!(
+        "{phase}.{k}.{}.{}",
+        due.saturating_duration_since(base).as_micros(),
+        now.saturating_duration_since(base).as_micros()
+    )
+}
+
+struct Pair {
+    sender: User,
+    conversation: String,
+}
+
+pub(super) async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
+    let pairs_n = args.pick(16, 4);
+    let duration = args.secs(10.0, 1.0);
+    let rates: Vec<f64> = args.pick(vec![200.0, 1000.0], vec![20.0, 50.0]);
+    let closed_workers = args.pick(32, 4);
+
+    let api = Api::new(args.graphql_url());
+    let tag = run_tag();
+    eprintln!("[loadgen] delivery: registering {} users", pairs_n * 2);
+    let users = api
+        .register_many(&format!("d{tag}_"), pairs_n * 2, 4)
+        .await?;
+    let mut pairs = Vec::new();
+    let mut receivers = Vec::new();
+    let ws_urls = args.ws_urls();
+    for (i, two) in users.chunks(2).enumerate() {
+        let conversation = api.create_direct(&two[0].token, &two[1].id).await?;
+        let mut socket = ws::connect(&ws_urls[i % ws_urls.len()], &two[1].token).await?;
+        ws::subscribe(&mut socket, "m", ws::MESSAGES).await?;
+        ws::sync(&mut socket).await?;
+        receivers.push(socket);
+        pairs.push(Pair {
+            sender: two[0].clone(),
+            conversation,
+        });
+    }
+    let pairs = Arc::new(pairs);
+    // Phase 0 is the warm-up; then each rate; then the closed loop.
+    let phases = Phases::new(rates.len() + 2);
+    let mut readers = Vec::new();
+    for socket in receivers {
+        let phases = phases.clone();
+        readers.push(tokio::spawn(read_minute(socket, phases)));
+    }
+
+    let mut levels = Vec::new();
+    // Warm-up (not reported): every pair once, then a short burst.
+    open_loop_minute(&api, &pairs, &phases, 0, 50.0, args.secs(2.0, 0.3)).await?;
+    for (i, rate) in rates.iter().enumerate() {
+        eprintln!("[loadgen] delivery: minute at {rate} msg/s");
+        let l = open_loop_minute(&api, &pairs, &phases, i + 1, *rate, duration).await?;
+        levels.push(l);
+    }
+    eprintln!("[loadgen] delivery: minute closed loop, {closed_workers} senders");
+    let max_phase = rates.len() + 1;
+    levels.push(
+        closed_loop_minute(&api, &pairs, &phases, max_phase, closed_workers, duration).await?,
+    );
+    for r in readers {
+        r.abort();
+    }
+
+    // Baseline: the same schedules through a bare echo server.
+    let bare = BareServer::start()?;
+    let echo_phases = Phases::new(rates.len() + 2);
+    let mut sinks = Vec::new();
+    let mut echo_readers = Vec::new();
+    for _ in 0..pairs_n {
+        let socket = ws::open(&bare.url()).await?;
+        let (sink, stream) = socket.split();
+        sinks.push(Mutex::new(sink));
+        echo_readers.push(tokio::spawn(read_echo(stream, echo_phases.clone())));
+    }
+    let sinks = Arc::new(sinks);
+    open_loop_echo(&sinks, &echo_phases, 0, 50.0, args.secs(1.0, 0.2)).await?;
+    let mut echo_levels = Vec::new();
+    for (i, rate) in rates.iter().enumerate() {
+        eprintln!("[loadgen] delivery: bare echo at {rate} msg/s");
+        echo_levels.push(open_loop_echo(&sinks, &echo_phases, i + 1, *rate, duration).await?);
+    }
+    for r in echo_readers {
+        r.abort();
+    }
+    echo_levels.push(closed_loop_echo(&bare.url(), closed_workers, duration).await?);
+    drop(bare);
+
+    Ok(outcome(
+        args,
+        &levels,
+        &echo_levels,
+        pairs_n,
+        closed_workers,
+    ))
+}
+
+async fn read_minute(mut socket: Ws, phases: Arc<Phases>) {
+    while let Some(Ok(m)) = socket.next().await {
+        let Message::Text(t) = m else { continue };
+        let at = Instant::now();
+        let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else {
+            continue;
+        };
+        if let Some(id) = v
+            .pointer("/payload/data/events/clientMessageId")
+            .and_then(Value::as_str)
+        {
+            phases.arrived(id, at).await;
+        }
+    }
+}
+
+async fn read_echo(mut stream: SplitStream<Ws>, phases: Arc<Phases>) {
+    while let Some(Ok(m)) = stream.next().await {
+        if let Message::Text(t) = m {
+            phases.arrived(t.as_str(), Instant::now()).await;
+        }
+    }
+}
+
+/// Waits until `phase` received `expected` messages or 10 s passed since the last send.
+async fn drain(phases: &Phases, phase: usize, expected: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while phases.received[phase].load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn open_loop_minute(
+    api: &Api,
+    pairs: &Arc<Vec<Pair>>,
+    phases: &Arc<Phases>,
+    phase: usize,
+    rate: f64,
+    duration: Duration,
+) -> anyhow::Result<Level> {
+    let schedule = Schedule::new(rate);
+    *phases.base[phase].lock().await = schedule.start;
+    let n = schedule.count(duration);
+    let acks = Recorder::new();
+    let errors = Arc::new(AtomicU64::new(0));
+    let ok = Arc::new(AtomicU64::new(0));
+    let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    for k in 0..n {
+        let due = schedule.due(k);
+        tokio::time::sleep_until(due).await;
+        let permit = permits.clone().acquire_owned().await?;
+        let (api, pairs, acks, errors, ok) = (
+            api.clone(),
+            pairs.clone(),
+            acks.clone(),
+            errors.clone(),
+            ok.clone(),
+        );
+        let base = schedule.start;
+        tokio::spawn(async move {
+            let pair = &pairs[(k as usize) % pairs.len()];
+            let id = message_id(phase, k, base, due);
+            match api
+                .send_message(&pair.sender.token, &pair.conversation, &id, BODY)
+                .await
+            {
+                Ok(_) => {
+                    acks.record_since(due);
+                    ok.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                        eprintln!("[loadgen] sendMessage failed: {e:#}");
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+    let _all = permits.acquire_many(MAX_IN_FLIGHT as u32).await?;
+    let seconds = Instant::now()
+        .saturating_duration_since(schedule.start)
+        .as_secs_f64();
+    let sent = ok.load(Ordering::Relaxed);
+    drain(phases, phase, sent).await;
+    Ok(Level {
+        load: format!("{rate:.0} msg/s"),
+        path: "minute",
+        sent,
+        received: phases.received[phase].load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        seconds,
+        rate: sent as f64 / seconds.max(1e-9),
+        latency: phases.recorders[phase].summary(),
+        from_send: phases.from_send[phase].summary(),
+        send_ack: Some(acks.summary()),
+    })
+}
+
+async fn closed_loop_minute(
+    api: &Api,
+    pairs: &Arc<Vec<Pair>>,
+    phases: &Arc<Phases>,
+    phase: usize,
+    workers: usize,
+    duration: Duration,
+) -> anyhow::Result<Level> {
+    let base = Instant::now();
+    *phases.base[phase].lock().await = base;
+    let end = base + duration;
+    let acks = Recorder::new();
+    let errors = Arc::new(AtomicU64::new(0));
+    let counter = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let (api, pairs, acks, errors, counter) = (
+            api.clone(),
+            pairs.clone(),
+            acks.clone(),
+            errors.clone(),
+            counter.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0_u64;
+            let pair = &pairs[w % pairs.len()];
+            while Instant::now() < end {
+                let k = counter.fetch_add(1, Ordering::Relaxed);
+                let start = Instant::now();
+                let id = message_id(phase, k, base, start);
+                match api
+                    .send_message(&pair.sender.token, &pair.conversation, &id, BODY)
+                    .await
+                {
+                    Ok(_) => {
+                        acks.record_since(start);
+                        ok += 1;
+                    }
+                    Err(e) => {
+                        if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                            eprintln!("[loadgen] sendMessage failed: {e:#}");
+                        }
+                    }
+                }
+            }
+            ok
+        }));
+    }
+    let mut sent = 0;
+    for t in tasks {
+        sent += t.await?;
+    }
+    let seconds = base.elapsed().as_secs_f64();
+    drain(phases, phase, sent).await;
+    Ok(Level {
+        load: format!("max (closed loop, {workers} senders)"),
+        path: "minute",
+        sent,
+        received: phases.received[phase].load(Ordering::Relaxed),
+        errors: errors.load(Ordering::Relaxed),
+        seconds,
+        rate: sent as f64 / seconds.max(1e-9),
+        latency: phases.recorders[phase].summary(),
+        from_send: phases.from_send[phase].summary(),
+        send_ack: Some(acks.summary()),
+    })
+}
+
+type Sink = SplitSink<Ws, Message>;
+
+async fn open_loop_echo(
+    sinks: &Arc<Vec<Mutex<Sink>>>,
+    phases: &Arc<Phases>,
+    phase: usize,
+    rate: f64,
+    duration: Duration,
+) -> anyhow::Result<Level> {
+    let schedule = Schedule::new(rate);
+    *phases.base[phase].lock().await = schedule.start;
+    let n = schedule.count(duration);
+    let mut sent = 0;
+    for k in 0..n {
+        let due = schedule.due(k);
+        tokio::time::sleep_until(due).await;
+        let id = message_id(phase, k, schedule.start, due);
+        let mut sink = sinks[(k as usize) % sinks.len()].lock().await;
+        sink.send(Message::text(id)).await.context("echo send")?;
+        sent += 1;
+    }
+    let seconds = Instant::now()
+        .saturating_duration_since(schedule.start)
+        .as_secs_f64();
+    drain(phases, phase, sent).await;
+    Ok(Level {
+        load: format!("{rate:.0} msg/s"),
+        path: "bare WebSocket echo",
+        sent,
+        received: phases.received[phase].load(Ordering::Relaxed),
+        errors: 0,
+        seconds,
+        rate: sent as f64 / seconds.max(1e-9),
+        latency: phases.recorders[phase].summary(),
+        from_send: phases.from_send[phase].summary(),
+        send_ack: None,
+    })
+}
+
+async fn closed_loop_echo(url: &str, workers: usize, duration: Duration) -> anyhow::Result<Level> {
+    let latency = Recorder::new();
+    let mut sockets = Vec::new();
+    for _ in 0..workers {
+        sockets.push(ws::open(url).await?);
+    }
+    let base = Instant::now();
+    let end = base + duration;
+    let mut tasks = Vec::new();
+    for mut socket in sockets {
+        let latency = latency.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0_u64;
+            while Instant::now() < end {
+                let start = Instant::now();
+                ws::send(&mut socket, json!(n)).await?;
+                ws::next_json(&mut socket, ws::WAIT).await?;
+                latency.record_since(start);
+                n += 1;
+            }
+            anyhow::Ok(n)
+        }));
+    }
+    let mut sent = 0;
+    for t in tasks {
+        sent += t.await??;
+    }
+    let seconds = base.elapsed().as_secs_f64();
+    Ok(Level {
+        load: format!("max (closed loop, {workers} senders)"),
+        path: "bare WebSocket echo",
+        sent,
+        received: sent,
+        errors: 0,
+        seconds,
+        rate: sent as f64 / seconds.max(1e-9),
+        latency: latency.summary(),
+        from_send: latency.summary(),
+        send_ack: None,
+    })
+}
+
+fn outcome(
+    args: &RunArgs,
+    levels: &[Level],
+    echo: &[Level],
+    pairs: usize,
+    workers: usize,
+) -> Outcome {
+    let mut summary = Vec::new();
+    for (m, e) in levels.iter().zip(echo) {
+        let is_max = m.load.starts_with("max");
+        if is_max {
+            summary.push(Row {
+                metric: format!("delivery: max msg/s ({workers} senders, closed loop)"),
+                goal: None,
+                measured: format!("{:.0} msg/s (p99 {})", m.rate, fmt_ms(m.latency.p99_ms)),
+                baseline: Some(format!("{:.0} msg/s echo", e.rate)),
+                ratio: ratio(m.rate, e.rate),
+                goal_met: None,
+            });
+        } else {
+            summary.push(Row {
+                metric: format!("delivery: send-to-receive p50 / p99 at {}", m.load),
+                goal: None,
+                measured: format!(
+                    "{} / {}",
+                    fmt_ms(m.latency.p50_ms),
+                    fmt_ms(m.latency.p99_ms)
+                ),
+                baseline: Some(format!(
+                    "{} / {} echo",
+                    fmt_ms(e.latency.p50_ms),
+                    fmt_ms(e.latency.p99_ms)
+                )),
+                ratio: ratio(m.latency.p99_ms, e.latency.p99_ms),
+                goal_met: None,
+            });
+        }
+    }
+    let mut rows = Vec::new();
+    for l in levels.iter().chain(echo) {
+        rows.push(vec![
+            l.load.clone(),
+            l.path.to_owned(),
+            l.sent.to_string(),
+            format!(
+                "{} ({} lost)",
+                l.received,
+                l.sent.saturating_sub(l.received)
+            ),
+            format!("{:.0}", l.rate),
+            fmt_ms(l.latency.p50_ms),
+            fmt_ms(l.latency.p90_ms),
+            fmt_ms(l.latency.p99_ms),
+            fmt_ms(l.latency.p999_ms),
+            fmt_ms(l.latency.max_ms),
+            format!(
+                "{} / {}",
+                fmt_ms(l.from_send.p50_ms),
+                fmt_ms(l.from_send.p99_ms)
+            ),
+            l.send_ack
+                .map(|a| format!("{} / {}", fmt_ms(a.p50_ms), fmt_ms(a.p99_ms)))
+                .unwrap_or_else(|| "-".into()),
+            l.errors.to_string(),
+        ]);
+    }
+    Outcome {
+        baseline: "the same schedule through a bare WebSocket echo server on loopback (one hop, no application)".into(),
+        summary,
+        tables: vec![Table {
+            title: format!(
+                "Send-to-receive latency, {pairs} 1:1 pairs ({} s per level; open loop: latency from the due time)",
+                args.pick(10, 1)
+            ),
+            columns: [
+                "load", "path", "sent", "received", "msg/s", "p50", "p90", "p99", "p99.9",
+                "max", "from actual send p50 / p99", "sendMessage ack p50 / p99", "errors",
+            ]
+            .map(String::from)
+            .to_vec(),
+            rows,
+        }],
+        notes: vec![
+            format!(
+                "Senders call sendMessage over HTTP (/graphql); receivers hold {} /ws socket(s) subscribed to events. The generator runs on the same 2 cores as the server.",
+                pairs
+            ),
+            "Open-loop latency runs from the due time, so the generator's own timer (tokio's 1 ms wheel: a send leaves up to ~1 ms after its due time) is in both paths; the column 'from actual send' leaves it out.".into(),
+            "Max: closed loop (each sender sends its next message when the previous sendMessage returned); its latency runs from the actual send.".into(),
+        ],
+        data: json!({"minute": levels, "baseline": echo, "pairs": pairs}),
+    }
+}
