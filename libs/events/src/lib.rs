@@ -11,6 +11,8 @@
 //! This crate owns no business rules and does no I/O.
 
 pub mod payloads;
+#[cfg(test)]
+mod proptests;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -144,6 +146,13 @@ impl RawEnvelope {
     /// True when this envelope carries `T`.
     pub fn is<T: Event>(&self) -> bool {
         self.event_type == T::event_type() && self.version == T::VERSION
+    }
+
+    /// True when this envelope is `T`'s type in another version than the one this build
+    /// knows. A consumer must not drop such an event as if it were about something else:
+    /// it is poison here (dead-lettered, kept for a consumer that knows the version).
+    pub fn is_other_version_of<T: Event>(&self) -> bool {
+        self.event_type == T::event_type() && self.version != T::VERSION
     }
 
     /// Decodes the payload as `T`, checking type and version.

@@ -67,7 +67,9 @@ pub async fn handler<E: Executor>(
         .into_inner()
         .data(caller)
         .data(TraceParent(traceparent));
-    state.executor.execute(request).await.into()
+    let mut response = state.executor.execute(request).await;
+    code_request_errors(&mut response);
+    response.into()
 }
 
 /// A router serving `POST /graphql` for `executor`.
@@ -75,6 +77,18 @@ pub fn router<E: Executor>(executor: E, auth: Arc<Authenticator>) -> axum::Route
     axum::Router::new()
         .route("/graphql", post(handler::<E>))
         .with_state(GraphqlState { executor, auth })
+}
+
+/// Errors async-graphql raises before any resolver runs — a syntax error, a missing field,
+/// a wrongly typed variable or argument — carry no code; they are bad input by definition
+/// (api.md), and without a code the gateway would mask them as `INTERNAL`.
+pub fn code_request_errors(response: &mut async_graphql::Response) {
+    for error in &mut response.errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_none() {
+            extensions.set("code", "BAD_USER_INPUT");
+        }
+    }
 }
 
 /// Applies Minute's subgraph limits (defence in depth behind the gateway's).

@@ -170,6 +170,14 @@ pub fn membership_changes(env: RawEnvelope) -> Result<Vec<MemberChange>, Handler
             None,
             d.version,
         )])
+    } else if env.is_other_version_of::<ConversationCreated>()
+        || env.is_other_version_of::<MemberAdded>()
+        || env.is_other_version_of::<MemberRemoved>()
+    {
+        Err(HandlerError::Poison(format!(
+            "{} v{} is not a version this service knows",
+            env.event_type, env.version
+        )))
     } else {
         Ok(Vec::new())
     }

@@ -87,6 +87,14 @@ fn membership_change(raw: &RawEnvelope) -> Result<Option<MembershipChange>, Hand
         (&raw.decode::<ev::MemberAdded>().map_err(poison)?.data).into()
     } else if raw.is::<ev::MemberRemoved>() {
         (&raw.decode::<ev::MemberRemoved>().map_err(poison)?.data).into()
+    } else if raw.is_other_version_of::<ev::ConversationCreated>()
+        || raw.is_other_version_of::<ev::MemberAdded>()
+        || raw.is_other_version_of::<ev::MemberRemoved>()
+    {
+        return Err(HandlerError::Poison(format!(
+            "{} v{} is not a version this service knows",
+            raw.event_type, raw.version
+        )));
     } else {
         return Ok(None);
     }))

@@ -230,3 +230,67 @@ mod tests {
         assert!(Label::parse_optional(Some("a\nb"), "x").is_err());
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The rule of api.md, written independently of the parser: 3-32 of `[a-z0-9_.]`
+    /// once lower-cased.
+    fn valid(raw: &str) -> bool {
+        let lower = raw.to_ascii_lowercase();
+        (3..=32).contains(&lower.chars().count())
+            && lower
+                .chars()
+                .all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '.'))
+    }
+
+    proptest! {
+        #[test]
+        fn usernames_follow_the_rule_whatever_the_input(raw in any::<String>()) {
+            match Username::parse(&raw) {
+                Ok(u) => {
+                    prop_assert!(valid(&raw), "{raw:?} accepted");
+                    prop_assert_eq!(u.as_str(), raw.to_ascii_lowercase());
+                }
+                Err(_) => prop_assert!(!valid(&raw), "{raw:?} refused"),
+            }
+        }
+
+        #[test]
+        fn usernames_near_the_rule_are_judged_exactly(raw in "[a-zA-Z0-9_.é -]{0,40}") {
+            prop_assert_eq!(Username::parse(&raw).is_ok(), valid(&raw), "{:?}", raw);
+        }
+
+        #[test]
+        fn a_parsed_username_parses_to_itself(raw in "[a-zA-Z0-9_.]{3,32}") {
+            let once = Username::parse(&raw).map_err(|_| TestCaseError::fail("valid"))?;
+            let twice = Username::parse(once.as_str()).map_err(|_| TestCaseError::fail("stable"))?;
+            prop_assert_eq!(once, twice);
+        }
+
+        #[test]
+        fn huge_usernames_are_refused(n in 33_usize..100_000) {
+            prop_assert!(Username::parse(&"a".repeat(n)).is_err());
+        }
+
+        #[test]
+        fn passwords_are_bounded_in_characters_not_bytes(raw in any::<String>()) {
+            let chars = raw.chars().count();
+            prop_assert_eq!(NewPassword::parse(raw.clone()).is_ok(), (8..=128).contains(&chars) && raw.len() <= 512);
+            prop_assert_eq!(PresentedPassword::parse(raw.clone()).is_ok(), (1..=128).contains(&chars) && raw.len() <= 512);
+        }
+
+        #[test]
+        fn labels_are_trimmed_printable_and_short(raw in any::<String>()) {
+            if let Ok(Some(l)) = Label::parse_optional(Some(&raw), "displayName") {
+                prop_assert_eq!(l.as_str(), raw.trim());
+                prop_assert!(l.as_str().chars().count() <= 64);
+                prop_assert!(!l.as_str().chars().any(char::is_control));
+                prop_assert!(!l.as_str().is_empty());
+            }
+        }
+    }
+}

@@ -335,3 +335,82 @@ mod tests {
         assert_eq!(PageSize::parse(50).unwrap().get(), 50);
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use base64::Engine;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn id() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9._:-]{1,64}"
+    }
+
+    proptest! {
+        #[test]
+        fn activity_cursors_round_trip(ms in any::<i64>(), id in id()) {
+            let c = ActivityCursor {
+                activity_ms: ms,
+                conversation_id: ConversationId::parse(&id).ok_or_else(|| TestCaseError::fail("valid id"))?,
+            };
+            prop_assert_eq!(ActivityCursor::decode(&c.encode()).ok(), Some(c));
+        }
+
+        #[test]
+        fn member_cursors_round_trip(id in id()) {
+            let c = MemberCursor(UserId::parse(&id).ok_or_else(|| TestCaseError::fail("valid id"))?);
+            prop_assert_eq!(MemberCursor::decode(&c.encode()).ok(), Some(c.clone()));
+            prop_assert!(ActivityCursor::decode(&c.encode()).is_err(), "one kind is never taken for the other");
+        }
+
+        /// Garbage of every kind — any text, any bytes in base64, near-misses of the real
+        /// shape — is refused with an error, never a panic, never a cursor with an invalid id.
+        #[test]
+        fn garbage_cursors_are_refused_without_panicking(
+            text in any::<String>(),
+            bytes in prop::collection::vec(any::<u8>(), 0..200),
+            ms in ".{0,30}",
+            tail in ".{0,80}",
+        ) {
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            for s in [
+                text.clone(),
+                b64.encode(&bytes),
+                b64.encode(format!("a|{ms}|{tail}")),
+                b64.encode(format!("m|{tail}")),
+                base64::engine::general_purpose::STANDARD.encode(&bytes),
+            ] {
+                if let Ok(c) = ActivityCursor::decode(&s) {
+                    prop_assert!(valid_id(c.conversation_id.as_str()));
+                    prop_assert_eq!(ActivityCursor::decode(&c.encode()).ok(), Some(c));
+                }
+                if let Ok(c) = MemberCursor::decode(&s) {
+                    prop_assert!(valid_id(c.0.as_str()));
+                }
+            }
+        }
+
+        #[test]
+        fn ids_follow_the_rule(s in any::<String>()) {
+            let ok = (1..=64).contains(&s.len())
+                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+            prop_assert_eq!(UserId::parse(&s).is_some(), ok);
+            prop_assert_eq!(ConversationId::parse(&s).is_some(), ok);
+        }
+
+        #[test]
+        fn titles_are_one_trimmed_line_of_at_most_200_chars(raw in any::<String>()) {
+            if let Ok(t) = Title::parse(&raw) {
+                prop_assert_eq!(t.as_str(), raw.trim());
+                prop_assert!((1..=Title::MAX_CHARS).contains(&t.as_str().chars().count()));
+                prop_assert!(!t.as_str().chars().any(char::is_control));
+            }
+        }
+
+        #[test]
+        fn page_sizes_are_1_to_100(n in any::<i32>()) {
+            prop_assert_eq!(PageSize::parse(n).is_ok(), (1..=100).contains(&n));
+        }
+    }
+}

@@ -140,6 +140,30 @@ impl Page {
             }
         }
     }
+
+    /// The inclusive seq range that holds this page and one more message (to tell whether
+    /// there are more) when seqs are dense; `last_seq` is the conversation's latest seq (only
+    /// `Latest` needs it). Empty (`lo > hi`) when no seq can match. Saturating: `before` and
+    /// `after` come from clients and may be anywhere up to `i64::MAX`.
+    pub fn seq_window(self, last_seq: i64) -> (i64, i64) {
+        let limit = self.limit();
+        match self {
+            Self::Latest(_) => (last_seq.saturating_sub(limit).max(1), last_seq),
+            Self::Before(b, _) => (
+                b.saturating_sub(limit).saturating_sub(1).max(1),
+                b.saturating_sub(1),
+            ),
+            Self::After(a, _) => (
+                a.saturating_add(1),
+                a.saturating_add(limit).saturating_add(1),
+            ),
+            Self::Between(a, b, _) => (
+                a.saturating_add(1),
+                b.saturating_sub(1)
+                    .min(a.saturating_add(limit).saturating_add(1)),
+            ),
+        }
+    }
 }
 
 /// Search words: lower-cased alphanumeric runs, 1..=8 distinct words.
@@ -220,5 +244,126 @@ mod tests {
         assert_eq!(Page::parse(Some(5), None, 2).map(Page::limit).ok(), Some(2));
         assert_eq!(tokens("Hello, hello WORLD!"), vec!["hello", "world"]);
         assert!(SearchTerms::parse("  ,, ").is_err());
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn page() -> impl Strategy<Value = Page> {
+        let seq = prop_oneof![
+            0_i64..1_000,
+            Just(i64::MAX),
+            Just(i64::MAX - 1),
+            0..=i64::MAX
+        ];
+        (
+            prop::option::of(seq.clone()),
+            prop::option::of(seq),
+            1_i64..=HistoryLimit::MAX,
+        )
+            .prop_map(|(b, a, l)| Page::parse(b, a, l).expect("valid arguments"))
+    }
+
+    proptest! {
+        #[test]
+        fn bodies_are_trimmed_non_empty_and_at_most_10000_chars(raw in any::<String>()) {
+            let trimmed = raw.trim();
+            let n = trimmed.chars().count();
+            match MessageBody::parse(&raw) {
+                Ok(b) => {
+                    prop_assert_eq!(b.as_str(), trimmed);
+                    prop_assert!((1..=MessageBody::MAX_CHARS).contains(&n));
+                    prop_assert_eq!(MessageBody::parse(b.as_str()).ok(), Some(b.clone()), "idempotent");
+                }
+                Err(_) => prop_assert!(n == 0 || n > MessageBody::MAX_CHARS),
+            }
+        }
+
+        #[test]
+        fn bodies_at_the_length_limit(n in 9_990_usize..10_010, pad in "[ \t\n]{0,4}", c in any::<char>().prop_filter("not space", |c| !c.is_whitespace())) {
+            let raw = format!("{pad}{}{pad}", c.to_string().repeat(n));
+            prop_assert_eq!(MessageBody::parse(&raw).is_ok(), n <= MessageBody::MAX_CHARS);
+        }
+
+        #[test]
+        fn client_message_ids_are_kept_byte_for_byte(raw in any::<String>()) {
+            let n = raw.chars().count();
+            match ClientMessageId::parse(&raw) {
+                Ok(k) => {
+                    prop_assert_eq!(k.as_str(), raw.as_str());
+                    prop_assert!((1..=64).contains(&n) && !raw.trim().is_empty());
+                }
+                Err(_) => prop_assert!(n == 0 || n > 64 || raw.trim().is_empty()),
+            }
+        }
+
+        #[test]
+        fn emoji_have_no_whitespace(raw in any::<String>()) {
+            if let Ok(e) = Emoji::parse(&raw) {
+                prop_assert!(!e.as_str().is_empty() && e.as_str().chars().count() <= 16);
+                prop_assert!(!e.as_str().chars().any(char::is_whitespace));
+            }
+        }
+
+        #[test]
+        fn page_arguments_are_checked(b in prop::option::of(any::<i64>()), a in prop::option::of(any::<i64>()), l in any::<i64>()) {
+            let ok = (1..=HistoryLimit::MAX).contains(&l)
+                && b.is_none_or(|b| b >= 0)
+                && a.is_none_or(|a| a >= 0);
+            let page = Page::parse(b, a, l);
+            prop_assert_eq!(page.is_ok(), ok);
+            if let Ok(p) = page {
+                prop_assert_eq!(p.limit(), l);
+            }
+        }
+
+        /// Seq arithmetic never overflows, and the window is what a dense history needs:
+        /// at most `limit + 1` seqs, starting at 1 or later, strictly inside the bounds.
+        #[test]
+        fn seq_windows_are_bounded_and_inside_the_page(p in page(), last in prop_oneof![0_i64..1_000, 0..=i64::MAX]) {
+            let (lo, hi) = p.seq_window(last);
+            let limit = p.limit();
+            prop_assert!(lo >= 1);
+            if lo <= hi {
+                prop_assert!(hi - lo <= limit, "{lo}..={hi} for {p:?}");
+            }
+            match p {
+                Page::Latest(_) => {
+                    prop_assert_eq!(hi, last);
+                    if last > limit {
+                        prop_assert_eq!(hi - lo, limit, "latest: limit + 1 seqs");
+                    }
+                }
+                Page::Before(b, _) => prop_assert!(hi < b || b == 0),
+                Page::After(a, _) => {
+                    prop_assert!(lo > a || a == i64::MAX);
+                    if a < i64::MAX - limit {
+                        prop_assert_eq!(hi - lo, limit, "after: limit + 1 seqs");
+                    }
+                }
+                Page::Between(a, b, _) => {
+                    prop_assert!(lo > a || a == i64::MAX);
+                    prop_assert!(hi < b || b == 0);
+                }
+            }
+        }
+
+        #[test]
+        fn search_tokens_are_lower_case_words(raw in any::<String>()) {
+            let words = tokens(&raw);
+            let mut seen = std::collections::HashSet::new();
+            for w in &words {
+                prop_assert!(!w.is_empty());
+                prop_assert_eq!(w.to_lowercase(), w.clone());
+                prop_assert!(seen.insert(w.clone()), "distinct: {w:?}");
+            }
+            if let Ok(t) = SearchTerms::parse(&raw) {
+                prop_assert!((1..=8).contains(&t.words().len()));
+            }
+        }
     }
 }

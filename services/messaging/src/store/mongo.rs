@@ -421,20 +421,16 @@ impl MessageStore for MongoStore {
         // window: a bounded index range instead of a sorted open range, which some servers
         // answer by sorting everything after the bound. If the window comes back short (a
         // gap, or the end of the conversation), the open-range query below decides.
-        let window = match page {
-            Page::Latest(_) => {
-                let last = self
-                    .last_seqs(&[conversation_id.to_owned()])
-                    .await?
-                    .get(conversation_id)
-                    .copied()
-                    .unwrap_or(0);
-                ((last - limit).max(1), last)
-            }
-            Page::Before(b, _) => ((b - limit - 1).max(1), b - 1),
-            Page::After(a, _) => (a + 1, a + limit + 1),
-            Page::Between(a, b, _) => (a + 1, (b - 1).min(a + limit + 1)),
+        let last = match page {
+            Page::Latest(_) => self
+                .last_seqs(&[conversation_id.to_owned()])
+                .await?
+                .get(conversation_id)
+                .copied()
+                .unwrap_or(0),
+            _ => 0,
         };
+        let window = page.seq_window(last);
         let descending = matches!(page, Page::Latest(_) | Page::Before(..));
         let sort = doc! {"conv": 1, "seq": if descending { -1 } else { 1 }};
         let (lo, hi) = window;

@@ -206,3 +206,86 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    /// Arbitrary JSON with the protocol's keys likely.
+    fn json_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            prop_oneof![
+                Just("connection_init".to_owned()),
+                Just("subscribe".to_owned()),
+                Just("complete".to_owned()),
+                Just("ping".to_owned()),
+                Just("pong".to_owned()),
+                any::<String>(),
+            ]
+            .prop_map(Value::String),
+        ];
+        leaf.prop_recursive(3, 32, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("type".to_owned()),
+                        Just("id".to_owned()),
+                        Just("payload".to_owned()),
+                        Just("query".to_owned()),
+                        Just("variables".to_owned()),
+                        Just("authorization".to_owned()),
+                        any::<String>(),
+                    ],
+                    inner,
+                    0..6,
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Any text frame is a message or a 4400 close with a reason — never a panic.
+        #[test]
+        fn any_text_is_a_message_or_a_4400(text in any::<String>()) {
+            if let Err(close) = ClientMessage::parse(&text) {
+                prop_assert_eq!(close.code, codes::BAD_MESSAGE);
+                prop_assert!(!close.reason.is_empty());
+            }
+        }
+
+        #[test]
+        fn any_json_is_a_message_or_a_4400(value in json_value()) {
+            match ClientMessage::parse(&value.to_string()) {
+                Err(close) => prop_assert_eq!(close.code, codes::BAD_MESSAGE),
+                Ok(ClientMessage::Subscribe { id, .. } | ClientMessage::Complete { id }) => {
+                    prop_assert!((1..=128).contains(&id.len()));
+                }
+                Ok(ClientMessage::ConnectionInit(payload)) => {
+                    let _ = authorization(&payload);
+                }
+                Ok(_) => {}
+            }
+        }
+
+        #[test]
+        fn subscribe_messages_round_trip(id in "[^\u{0}]{1,40}", query in any::<String>(), op in prop::option::of(any::<String>())) {
+            let text = json!({"type": "subscribe", "id": id, "payload": {"query": query, "operationName": op}}).to_string();
+            match ClientMessage::parse(&text) {
+                Ok(ClientMessage::Subscribe { id: got, payload }) => {
+                    prop_assert_eq!(got, id);
+                    prop_assert_eq!(payload.query, query);
+                    prop_assert_eq!(payload.operation_name, op);
+                }
+                other => prop_assert!(id.len() > 128, "{other:?}"),
+            }
+        }
+    }
+}
