@@ -109,11 +109,15 @@ struct Measure {
     closed_by_server: u64,
 }
 
-async fn settle() {
-    tokio::time::sleep(Duration::from_secs(3)).await;
+/// Lets the server finish what the last sockets started (3 s; 0.3 s in a smoke run).
+async fn settle(smoke: bool) {
+    let secs = if smoke { 0.3 } else { 3.0 };
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn measure(
+    smoke: bool,
     path: &'static str,
     pid: u32,
     held: &mut Held,
@@ -126,7 +130,7 @@ async fn measure(
     let first = held.len();
     let error = open_many(held, url, first, n, token).await;
     let open_seconds = start.elapsed().as_secs_f64();
-    settle().await;
+    settle(smoke).await;
     let after = rss_kib(pid)?;
     let connections = held.len();
     Ok((
@@ -156,6 +160,7 @@ pub(super) async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let keys = JwtKeys::new(&jwt);
     let url = args.ws_urls()[0].clone();
+    let smoke = args.smoke;
     let target = args.pick(10_000, 300);
     let tag = run_tag();
 
@@ -175,15 +180,24 @@ pub(super) async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
     if let Some(e) = open_many(&mut warm, &url, 1_000_000, 100, Some(&token)).await {
         anyhow::bail!("warm-up connections failed: {e}");
     }
-    settle().await;
+    settle(smoke).await;
     warm.release().await;
-    settle().await;
+    settle(smoke).await;
 
     eprintln!("[loadgen] idle: opening {target} authenticated connections");
     let mut held = Held::new();
     let before = rss_kib(pid)?;
-    let (at_target, error) =
-        measure("minute", pid, &mut held, &url, target, before, Some(&token)).await?;
+    let (at_target, error) = measure(
+        args.smoke,
+        "minute",
+        pid,
+        &mut held,
+        &url,
+        target,
+        before,
+        Some(&token),
+    )
+    .await?;
     if let Some(e) = error {
         anyhow::bail!(
             "only {} of {target} connections opened: {e}",
@@ -206,8 +220,17 @@ pub(super) async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
     eprintln!(
         "[loadgen] idle: {more} more (server fd limit {server_limit}, {server_fds} open; ours {own_limit}, {own_fds} open)"
     );
-    let (at_most, more_error) =
-        measure("minute", pid, &mut held, &url, more, before, Some(&token)).await?;
+    let (at_most, more_error) = measure(
+        args.smoke,
+        "minute",
+        pid,
+        &mut held,
+        &url,
+        more,
+        before,
+        Some(&token),
+    )
+    .await?;
     let server_fds_at_most = open_fds(pid);
     held.release().await;
 
@@ -216,12 +239,13 @@ pub(super) async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
     let bare = BareServer::start()?;
     let mut warm = Held::new();
     open_many(&mut warm, &bare.url(), 0, 100, None).await;
-    settle().await;
+    settle(smoke).await;
     warm.release().await;
-    settle().await;
+    settle(smoke).await;
     let mut bheld = Held::new();
     let bbefore = rss_kib(bare.pid())?;
     let (baseline, berror) = measure(
+        smoke,
         "bare WebSocket",
         bare.pid(),
         &mut bheld,
@@ -291,7 +315,10 @@ pub(super) async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
             },
         ],
         tables: vec![Table {
-            title: "Idle connections: server RSS (VmRSS) before and after, held 3 s".into(),
+            title: format!(
+                "Idle connections: server RSS (VmRSS) before and after opening them, read after a {} s pause",
+                if smoke { 0.3 } else { 3.0 }
+            ),
             columns: [
                 "server",
                 "connections",

@@ -302,16 +302,13 @@ where
     use std::sync::atomic::{AtomicU64, Ordering};
     let recorder = stats::Recorder::new();
     let errors = Arc::new(AtomicU64::new(0));
-    let permits = Arc::new(tokio::sync::Semaphore::new(max_in_flight));
     let schedule = stats::Schedule::new(rate);
     let n = schedule.count(duration);
-    for k in 0..n {
-        let due = schedule.due(k);
-        tokio::time::sleep_until(due).await;
-        let permit = permits.clone().acquire_owned().await?;
-        let (recorder, errors) = (recorder.clone(), errors.clone());
+    let (r, e) = (recorder.clone(), errors.clone());
+    stats::paced(schedule, n, max_in_flight, move |k, due| {
+        let (recorder, errors) = (r.clone(), e.clone());
         let call = op(k);
-        tokio::spawn(async move {
+        async move {
             match call.await {
                 Ok(()) => recorder.record_since(due),
                 Err(e) => {
@@ -320,10 +317,9 @@ where
                     }
                 }
             }
-            drop(permit);
-        });
-    }
-    let _all = permits.acquire_many(max_in_flight as u32).await?;
+        }
+    })
+    .await?;
     let seconds = tokio::time::Instant::now()
         .saturating_duration_since(schedule.start)
         .as_secs_f64();
