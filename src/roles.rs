@@ -17,11 +17,11 @@ type RoleFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
 /// Runs `role` until SIGTERM / Ctrl-C, then drains within [`DRAIN_DEADLINE`].
 pub(crate) async fn run(role: Role, env: Env) -> anyhow::Result<()> {
     let common = CommonSettings::from_env(&env, 8080).context("configuration")?;
-    minute_kit::telemetry::init(&common);
+    let telemetry = minute_kit::telemetry::init(&common, service_name(role));
     let stop = shutdown::on_signal();
     let work = start(role, env, common, stop.clone());
     tokio::pin!(work);
-    tokio::select! {
+    let result = tokio::select! {
         r = &mut work => r,
         _ = stop.cancelled() => {
             match tokio::time::timeout(DRAIN_DEADLINE, work).await {
@@ -32,6 +32,21 @@ pub(crate) async fn run(role: Role, env: Env) -> anyhow::Result<()> {
                 }
             }
         }
+    };
+    telemetry.shutdown().await;
+    result
+}
+
+/// The `service.name` of this process's traces: the role (`minute` for all roles in one).
+fn service_name(role: Role) -> &'static str {
+    match role {
+        Role::All | Role::Healthcheck => "minute",
+        Role::Auth => "auth",
+        Role::Users => "users",
+        Role::Conversations => "conversations",
+        Role::Messaging => "messaging",
+        Role::Realtime => "realtime",
+        Role::Gateway => "gateway",
     }
 }
 

@@ -15,6 +15,8 @@ use axum::routing::get;
 use serde_json::{Value, json};
 
 use minute_kit::http::{FnCheck, Readiness, health_routes};
+use minute_kit::trace::{self, TRACEPARENT};
+use tracing::Instrument;
 
 use crate::config::Settings;
 use crate::engine::{Engine, PROPAGATED_HEADERS};
@@ -121,7 +123,38 @@ fn refuse(status: StatusCode, code: &str, message: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// The edge's unit of work: a server span that continues the client's `traceparent`
+/// (or starts a trace) and whose context is what the engine propagates to subgraphs.
 async fn forward(State(edge): State<Arc<Edge>>, request: Request) -> Response {
+    let span = tracing::error_span!(
+        "gateway",
+        otel.name = tracing::field::Empty,
+        otel.kind = "server",
+        graphql.operation.name = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    let incoming = request
+        .headers()
+        .get(TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    trace::continue_trace(&span, incoming.as_deref());
+    // Without trace export and without a client traceparent, a fresh one still ties the
+    // log lines of every hop together.
+    let traceparent =
+        trace::traceparent_of(&span, incoming.as_deref()).unwrap_or_else(trace::new_traceparent);
+    forward_traced(edge, request, traceparent, span.clone())
+        .instrument(span)
+        .await
+}
+
+async fn forward_traced(
+    edge: Arc<Edge>,
+    request: Request,
+    traceparent: String,
+    span: tracing::Span,
+) -> Response {
+    let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     let peer = parts
         .extensions
@@ -162,10 +195,17 @@ async fn forward(State(edge): State<Arc<Edge>>, request: Request) -> Response {
         url.push('?');
         url.push_str(q);
     }
+    let operation =
+        minute_kit::metrics::operation_label(operation_name(parts.uri.query(), &body).as_deref());
+    span.record("otel.name", format!("graphql {operation}").as_str());
+    span.record("graphql.operation.name", operation.as_str());
     let mut upstream = edge.client.request(parts.method.clone(), url).body(body);
     for (name, value) in forwarded_headers(&parts.headers, peer.as_deref()) {
-        upstream = upstream.header(name, value);
+        if name != TRACEPARENT {
+            upstream = upstream.header(name, value);
+        }
     }
+    upstream = upstream.header(TRACEPARENT, &traceparent);
     let response = match upstream.send().await {
         Ok(r) => r,
         Err(e) => {
@@ -176,7 +216,10 @@ async fn forward(State(edge): State<Arc<Edge>>, request: Request) -> Response {
     let status = response.status();
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
     let bytes = response.bytes().await.unwrap_or_default();
-    let bytes = rewrite_errors(bytes, trace_id(&parts.headers));
+    let failed = !status.is_success() || has_errors(&bytes);
+    let trace_id = trace::trace_id_of(&traceparent).unwrap_or_else(trace::new_trace_id);
+    let bytes = rewrite_errors(bytes, trace_id);
+    minute_kit::metrics::record_graphql("gateway", operation, !failed, started.elapsed());
     let mut out = Response::new(Body::from(bytes));
     *out.status_mut() = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::OK);
     if let Some(ct) = content_type
@@ -215,15 +258,38 @@ fn forwarded_headers(headers: &HeaderMap, peer: Option<&str>) -> Vec<(String, St
     out
 }
 
-/// The trace id of the request's `traceparent` (or a fresh one) for masked errors.
-fn trace_id(headers: &HeaderMap) -> String {
-    headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|tp| tp.split('-').nth(1))
-        .filter(|id| id.len() == 32)
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+/// The operation name of a GraphQL request (`operationName` in the JSON body or the query
+/// string), for metrics and span names.
+fn operation_name(query: Option<&str>, body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        #[serde(rename = "operationName")]
+        operation_name: Option<String>,
+        #[serde(default)]
+        query: String,
+    }
+    let named = if body.is_empty() {
+        let mut named = Named {
+            operation_name: None,
+            query: String::new(),
+        };
+        for (k, v) in url::form_urlencoded::parse(query?.as_bytes()) {
+            match k.as_ref() {
+                "operationName" => named.operation_name = Some(v.into_owned()),
+                "query" => named.query = v.into_owned(),
+                _ => {}
+            }
+        }
+        named
+    } else {
+        serde_json::from_slice::<Named>(body).ok()?
+    };
+    minute_kit::metrics::operation_of(named.operation_name.as_deref(), &named.query)
+}
+
+/// True when a GraphQL response body carries errors.
+fn has_errors(bytes: &[u8]) -> bool {
+    bytes.windows(8).any(|w| w == b"\"errors\"")
 }
 
 /// Maps every error's `extensions.code` onto the contract's codes.
@@ -335,6 +401,19 @@ mod tests {
         assert!(names.contains(&"traceparent".to_owned()));
         assert!(names.contains(&"x-forwarded-for".to_owned()));
         assert!(!names.iter().any(|n| n == "cookie" || n == "connection"));
-        assert_eq!(trace_id(&h), "0af7651916cd43dd8448eb211c80319c");
+    }
+
+    #[test]
+    fn operation_names_come_from_the_body_or_the_query_string() {
+        let body = br#"{"query":"mutation SendMessage { x }","operationName":"SendMessage"}"#;
+        assert_eq!(operation_name(None, body).as_deref(), Some("SendMessage"));
+        assert_eq!(
+            operation_name(None, br#"{"query":"{ me { id } }"}"#).as_deref(),
+            Some("me")
+        );
+        assert_eq!(
+            operation_name(Some("query=%7Bme%7D&operationName=Me"), b"").as_deref(),
+            Some("Me")
+        );
     }
 }

@@ -4,4 +4,5 @@
 mod all_in_one;
 mod binary;
 mod deploy;
+mod observability;
 mod readme;

@@ -17,6 +17,7 @@ mod dedupe;
 mod memory;
 mod rabbit;
 mod topic;
+pub mod trace;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -259,10 +260,16 @@ impl Delivery {
 /// A running consumer; yields deliveries until dropped or the bus shuts down.
 pub struct Subscription {
     rx: mpsc::Receiver<Delivery>,
+    queue: String,
     _guard: Option<Box<dyn Send + Sync>>,
 }
 
 impl Subscription {
+    /// The logical name of the queue this consumes.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
     /// The next delivery; `None` once the bus is shut down.
     pub async fn next(&mut self) -> Option<Delivery> {
         self.rx.recv().await
@@ -281,6 +288,11 @@ pub enum HandlerError {
 /// The consume loop every service uses: decode the envelope, call `handler`, then ack,
 /// requeue or dead-letter. Undecodable payloads go to the dead-letter queue without
 /// blocking the queue. Returns when the subscription ends or `stop` fires.
+///
+/// Each delivery is handled inside a consumer span that continues the publisher's trace
+/// (the `traceparent` header, else the envelope's), and feeds the consumer metrics:
+/// `minute_bus_consumer_lag_seconds` (from the event's `occurred_at`),
+/// `minute_bus_redeliveries_total` and `minute_bus_deliveries_total{outcome}`.
 pub async fn handle_events<F, Fut>(
     mut subscription: Subscription,
     stop: tokio_util::sync::CancellationToken,
@@ -289,33 +301,123 @@ pub async fn handle_events<F, Fut>(
     F: FnMut(RawEnvelope) -> Fut + Send,
     Fut: std::future::Future<Output = Result<(), HandlerError>> + Send,
 {
+    use tracing::Instrument;
+    let queue = subscription.queue.clone();
+    metrics::counter!("minute_bus_redeliveries_total", "queue" => queue.clone()).increment(0);
     loop {
         let delivery = tokio::select! {
             _ = stop.cancelled() => return,
             d = subscription.next() => match d { Some(d) => d, None => return },
         };
-        let outcome = match RawEnvelope::parse(&delivery.body) {
-            Err(e) => {
-                tracing::warn!(routing_key = %delivery.routing_key, error = %e, "poison message dead-lettered");
-                delivery.dead_letter().await
+        if delivery.redelivered {
+            metrics::counter!("minute_bus_redeliveries_total", "queue" => queue.clone())
+                .increment(1);
+        }
+        // Taken, neither handled nor acked: fault tests crash here (feature `failpoints`).
+        failpoint::hit("bus.consumer.before_handle", &delivery.routing_key);
+        let span = consumer_span(&queue, &delivery.routing_key);
+        let parsed = RawEnvelope::parse(&delivery.body);
+        let traceparent = delivery
+            .headers
+            .get(trace::TRACEPARENT)
+            .cloned()
+            .or_else(|| parsed.as_ref().ok().and_then(|e| e.traceparent.clone()));
+        trace::continue_trace(&span, traceparent.as_deref());
+        let (outcome, settled) = async {
+            match parsed {
+                Err(e) => {
+                    tracing::warn!(routing_key = %delivery.routing_key, error = %e, "poison message dead-lettered");
+                    ("dead_letter", delivery.dead_letter().await)
+                }
+                Ok(envelope) => {
+                    record_lag(&queue, envelope.occurred_at);
+                    match handler(envelope).await {
+                        Ok(()) => ("ack", delivery.ack().await),
+                        Err(HandlerError::Retry(e)) => {
+                            tracing::warn!(routing_key = %delivery.routing_key, error = %e, "event handling failed; requeued");
+                            // Back off a little so a failing dependency is not hammered.
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            ("requeue", delivery.requeue().await)
+                        }
+                        Err(HandlerError::Poison(e)) => {
+                            tracing::warn!(routing_key = %delivery.routing_key, error = %e, "event rejected; dead-lettered");
+                            ("dead_letter", delivery.dead_letter().await)
+                        }
+                    }
+                }
             }
-            Ok(envelope) => match handler(envelope).await {
-                Ok(()) => delivery.ack().await,
-                Err(HandlerError::Retry(e)) => {
-                    tracing::warn!(routing_key = %delivery.routing_key, error = %e, "event handling failed; requeued");
-                    // Back off a little so a failing dependency is not hammered.
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    delivery.requeue().await
-                }
-                Err(HandlerError::Poison(e)) => {
-                    tracing::warn!(routing_key = %delivery.routing_key, error = %e, "event rejected; dead-lettered");
-                    delivery.dead_letter().await
-                }
-            },
-        };
-        if let Err(e) = outcome {
+        }
+        .instrument(span)
+        .await;
+        metrics::counter!("minute_bus_deliveries_total", "queue" => queue.clone(), "outcome" => outcome)
+            .increment(1);
+        if let Err(e) = settled {
             // The broker will redeliver what was not settled; nothing is lost.
             tracing::debug!(error = %e, "settling a delivery failed");
         }
     }
+}
+
+/// The span one consumed message is handled in (continue it with [`trace::continue_trace`]).
+pub fn consumer_span(queue: &str, routing_key: &str) -> tracing::Span {
+    tracing::error_span!(
+        "consume",
+        otel.name = %format!("{queue} process"),
+        otel.kind = "consumer",
+        messaging.system = "rabbitmq",
+        messaging.destination.name = %queue,
+        messaging.rabbitmq.destination.routing_key = %routing_key,
+        trace_id = tracing::field::Empty,
+    )
+}
+
+/// Records how long after it happened an event reached a consumer of `queue`.
+pub fn record_lag(queue: &str, occurred_at: chrono::DateTime<chrono::Utc>) {
+    let lag = (chrono::Utc::now() - occurred_at)
+        .num_microseconds()
+        .unwrap_or(0);
+    metrics::histogram!("minute_bus_consumer_lag_seconds", "queue" => queue.to_owned())
+        .record(lag.max(0) as f64 / 1e6);
+}
+
+/// What the outbox relays and the metrics need from an event's JSON, read without decoding
+/// its payload.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct EnvelopeMeta {
+    /// The trace context stored with the write.
+    #[serde(default)]
+    pub traceparent: Option<String>,
+    /// When the fact happened.
+    #[serde(default)]
+    pub occurred_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl EnvelopeMeta {
+    /// Reads the meta fields of an envelope's JSON (all `None` when it is not one).
+    pub fn of(body: &[u8]) -> Self {
+        serde_json::from_slice(body).unwrap_or_default()
+    }
+
+    /// The message headers carrying this event's trace context.
+    pub fn headers(&self) -> BTreeMap<String, String> {
+        self.traceparent
+            .iter()
+            .map(|tp| (trace::TRACEPARENT.to_owned(), tp.clone()))
+            .collect()
+    }
+}
+
+/// Records what a relay found in `service`'s outbox: `minute_outbox_pending_events` (events
+/// in the batch it read, so at most the batch size) and `minute_outbox_oldest_age_seconds`
+/// (age of the oldest of them, 0 when empty).
+pub fn record_outbox(
+    service: &'static str,
+    pending: usize,
+    oldest: Option<chrono::DateTime<chrono::Utc>>,
+) {
+    metrics::gauge!("minute_outbox_pending_events", "service" => service).set(pending as f64);
+    let age = oldest
+        .map(|t| (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1e3)
+        .unwrap_or(0.0);
+    metrics::gauge!("minute_outbox_oldest_age_seconds", "service" => service).set(age);
 }

@@ -103,6 +103,8 @@ impl Broker {
                 message: stored.message,
                 returns: 0,
             });
+            metrics::gauge!("minute_bus_dlq_depth", "queue" => queue.to_owned())
+                .set(q.ready.len() as f64);
         }
         self.dispatch(&dlq);
     }
@@ -330,6 +332,7 @@ impl EventBus for MemoryBus {
         };
         Ok(Subscription {
             rx,
+            queue: queue.to_owned(),
             _guard: Some(Box::new(guard)),
         })
     }

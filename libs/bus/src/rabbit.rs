@@ -354,9 +354,15 @@ async fn supervise(inner: std::sync::Weak<Inner>) {
                 drop(strong);
                 let mut events = live.conn.events_listener();
                 let mut tick = tokio::time::interval(Duration::from_millis(250));
+                let mut sample = tokio::time::interval(DEPTH_SAMPLE_INTERVAL);
                 loop {
                     tokio::select! {
                         _ = stop.cancelled() => break,
+                        _ = sample.tick() => {
+                            if let Some(strong) = inner.upgrade() {
+                                tokio::spawn(sample_depths(strong, live.clone()));
+                            }
+                        }
                         e = events.next() => match e {
                             Some(lapin::Event::Error(e)) => {
                                 tracing::warn!(error = %e, "event bus connection lost");
@@ -391,6 +397,52 @@ async fn supervise(inner: std::sync::Weak<Inner>) {
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+/// How often the depth of every durable queue and its dead-letter queue is sampled.
+const DEPTH_SAMPLE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Sets `minute_bus_queue_depth` and `minute_bus_dlq_depth` for every durable queue this
+/// process declared (passive declares on a channel of their own: an unknown queue closes it).
+async fn sample_depths(inner: Arc<Inner>, live: Arc<Live>) {
+    let queues: Vec<QueueSpec> = {
+        let t = inner.topology.lock().unwrap_or_else(|p| p.into_inner());
+        t.queues
+            .values()
+            .filter(|q| matches!(q.kind, QueueKind::Durable { .. }))
+            .cloned()
+            .collect()
+    };
+    if queues.is_empty() {
+        return;
+    }
+    let sampled = async {
+        let channel = live.conn.create_channel().await?;
+        let ns = &inner.settings.namespace;
+        for spec in &queues {
+            for (name, metric) in [
+                (spec.name.clone(), "minute_bus_queue_depth"),
+                (spec.dlq_name(), "minute_bus_dlq_depth"),
+            ] {
+                let passive = QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                };
+                let q = channel
+                    .queue_declare(ss(&ns.apply(&name)), passive, FieldTable::default())
+                    .await?;
+                metrics::gauge!(metric, "queue" => spec.name.clone())
+                    .set(f64::from(q.message_count()));
+            }
+        }
+        let _ = channel.close(200, ss("sampled")).await;
+        Ok::<(), lapin::Error>(())
+    };
+    match tokio::time::timeout(Duration::from_secs(5), sampled).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "sampling queue depths failed"),
+        Err(_) => tracing::debug!("sampling queue depths timed out"),
     }
 }
 
@@ -542,6 +594,7 @@ impl EventBus for RabbitBus {
         ));
         Ok(Subscription {
             rx,
+            queue: queue.to_owned(),
             _guard: Some(Box::new(stop.drop_guard())),
         })
     }

@@ -8,6 +8,7 @@ use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
+use tracing::Instrument;
 
 use crate::auth::{Authenticator, Viewer};
 use crate::error::ApiError;
@@ -43,33 +44,68 @@ pub struct GraphqlState<E> {
     pub auth: Arc<Authenticator>,
 }
 
-/// Authenticates the request and executes it.
+/// Authenticates the request and executes it (inside [`traced`]).
 pub async fn handler<E: Executor>(
     State(state): State<GraphqlState<E>>,
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> GraphQLResponse {
-    let caller = match headers
-        .get(axum::http::header::AUTHORIZATION)
-        .map(|v| v.to_str())
-    {
-        None => Caller(Err(ApiError::unauthenticated("authentication required"))),
-        Some(Err(_)) => Caller(Err(ApiError::unauthenticated(
-            "malformed Authorization header",
-        ))),
-        Some(Ok(v)) => Caller(state.auth.header(v).await),
-    };
-    let traceparent = headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let request = request
-        .into_inner()
-        .data(caller)
-        .data(TraceParent(traceparent));
-    let mut response = state.executor.execute(request).await;
+    let mut response = traced(&headers, request.into_inner(), |request| async {
+        let caller = match headers
+            .get(axum::http::header::AUTHORIZATION)
+            .map(|v| v.to_str())
+        {
+            None => Caller(Err(ApiError::unauthenticated("authentication required"))),
+            Some(Err(_)) => Caller(Err(ApiError::unauthenticated(
+                "malformed Authorization header",
+            ))),
+            Some(Ok(v)) => Caller(state.auth.header(v).await),
+        };
+        state.executor.execute(request.data(caller)).await
+    })
+    .await;
     code_request_errors(&mut response);
     response.into()
+}
+
+/// Runs `execute` inside a server span that continues the caller's `traceparent`, with the
+/// span's own trace context in the request data ([`traceparent`], what resolvers store
+/// with events), and records `minute_graphql_request_duration_seconds{tier="subgraph"}`.
+pub async fn traced<F, Fut>(
+    headers: &HeaderMap,
+    request: async_graphql::Request,
+    execute: F,
+) -> async_graphql::Response
+where
+    F: FnOnce(async_graphql::Request) -> Fut,
+    Fut: std::future::Future<Output = async_graphql::Response>,
+{
+    let started = std::time::Instant::now();
+    let operation = crate::metrics::operation_label(
+        crate::metrics::operation_of(request.operation_name.as_deref(), &request.query).as_deref(),
+    );
+    let span = tracing::error_span!(
+        "graphql",
+        otel.name = %format!("graphql {operation}"),
+        otel.kind = "server",
+        graphql.operation.name = %operation,
+        trace_id = tracing::field::Empty,
+    );
+    let incoming = headers
+        .get(minute_bus::trace::TRACEPARENT)
+        .and_then(|v| v.to_str().ok());
+    minute_bus::trace::continue_trace(&span, incoming);
+    let traceparent = minute_bus::trace::traceparent_of(&span, incoming);
+    let response = execute(request.data(TraceParent(traceparent)))
+        .instrument(span)
+        .await;
+    crate::metrics::record_graphql(
+        "subgraph",
+        operation,
+        response.errors.is_empty(),
+        started.elapsed(),
+    );
+    response
 }
 
 /// A router serving `POST /graphql` for `executor`.

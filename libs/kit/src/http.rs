@@ -1,5 +1,7 @@
-//! Serving a role over HTTP: the role's router plus `/healthz` (the process is alive) and
-//! `/readyz` (every dependency answers; 503 with a JSON body naming what is not ready).
+//! Serving a role over HTTP: the role's router plus `/healthz` (the process is alive),
+//! `/readyz` (every dependency answers; 503 with a JSON body naming what is not ready) and
+//! `/metrics` (Prometheus text format, see [`crate::metrics`]). [`serve`] records every
+//! request's latency.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -113,12 +115,13 @@ async fn readyz(State(r): State<Readiness>) -> impl IntoResponse {
     (code, Json(body))
 }
 
-/// `/healthz` and `/readyz`.
+/// `/healthz`, `/readyz` and `/metrics`.
 pub fn health_routes(readiness: Readiness) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(readiness)
+        .route("/metrics", get(crate::metrics::handler))
 }
 
 /// Binds `host:port` (port 0 picks a free one).
@@ -133,6 +136,7 @@ pub async fn serve(
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let router = router.layer(axum::middleware::from_fn(crate::metrics::track_http));
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await

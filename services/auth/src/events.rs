@@ -170,12 +170,22 @@ impl Relay {
         let mut published = 0;
         loop {
             let batch = self.store.pending_events(BATCH).await?;
+            let oldest = batch
+                .iter()
+                .filter_map(|e| minute_bus::EnvelopeMeta::of(e.body.as_bytes()).occurred_at)
+                .min();
+            minute_bus::record_outbox("auth", batch.len(), oldest);
             if batch.is_empty() {
                 return Ok(published);
             }
             for event in batch {
                 self.reapply_revocation(&event).await?;
-                self.bus.publish(EVENTS_EXCHANGE, event.message()).await?;
+                minute_bus::trace::publish_traced(
+                    self.bus.as_ref(),
+                    EVENTS_EXCHANGE,
+                    event.message(),
+                )
+                .await?;
                 self.store.mark_sent(&event.id).await?;
                 published += 1;
             }

@@ -58,6 +58,9 @@ const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 impl App {
     /// Binds the port and assembles the service on the shared infrastructure.
     pub async fn build(settings: Settings, infra: Infra) -> anyhow::Result<Self> {
+        // Series that must exist at zero before the first failure (alerts compare rates).
+        metrics::counter!("minute_auth_login_failures_total").increment(0);
+        metrics::counter!("minute_rate_limit_hits_total", "limit" => "login").increment(0);
         let (store, readiness) = open_store(&settings, &infra).await?;
         let throttle: Arc<dyn Throttle> = match &infra.redis {
             Some(conn) => Arc::new(RedisThrottle::new(conn.clone(), infra.redis_prefix.clone())),

@@ -188,6 +188,11 @@ impl Relay {
     async fn drain(&self) -> anyhow::Result<()> {
         loop {
             let batch = self.store.pending_outbox(100).await?;
+            let oldest = batch
+                .iter()
+                .filter_map(|e| minute_bus::EnvelopeMeta::of(e.body.as_bytes()).occurred_at)
+                .min();
+            minute_bus::record_outbox("conversations", batch.len(), oldest);
             if batch.is_empty() {
                 return Ok(());
             }
@@ -214,14 +219,19 @@ impl Relay {
             message_id: Some(event.id.clone()),
             headers: headers.clone(),
         };
-        self.bus
-            .publish(EVENTS_EXCHANGE, message(&event.routing_key))
-            .await?;
+        minute_bus::trace::publish_traced(
+            self.bus.as_ref(),
+            EVENTS_EXCHANGE,
+            message(&event.routing_key),
+        )
+        .await?;
         let messages: Vec<Message> = event.delivery_keys.iter().map(|k| message(k)).collect();
         let results: Vec<_> = futures_util::stream::iter(messages)
             .map(|m| {
                 let bus = self.bus.clone();
-                async move { bus.publish(DELIVERY_EXCHANGE, m).await }
+                async move {
+                    minute_bus::trace::publish_traced(bus.as_ref(), DELIVERY_EXCHANGE, m).await
+                }
             })
             .buffer_unordered(DELIVERY_CONCURRENCY)
             .collect()

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use minute_bus::{
-    DELIVERY_EXCHANGE, EVENTS_EXCHANGE, EventBus, HandlerError, Message as BusMessage, QueueSpec,
+    DELIVERY_EXCHANGE, EVENTS_EXCHANGE, EnvelopeMeta, EventBus, HandlerError,
+    Message as BusMessage, QueueSpec,
 };
 use minute_events::{
     ConversationCreated, Envelope, Event, MemberAdded, MemberRemoved, RawEnvelope,
@@ -80,6 +81,7 @@ impl Relay {
         let mut published = 0;
         loop {
             let items = self.store.pending(100).await.map_err(|e| e.to_string())?;
+            record_outbox(&items);
             if items.is_empty() {
                 return Ok(published);
             }
@@ -104,16 +106,25 @@ impl Relay {
                     routing_key: key.clone(),
                     body: e.body.clone().into_bytes(),
                     message_id: Some(e.id.clone()),
-                    headers: Default::default(),
+                    headers: EnvelopeMeta::of(e.body.as_bytes()).headers(),
                 };
-                self.bus
-                    .publish(exchange, msg)
+                minute_bus::trace::publish_traced(self.bus.as_ref(), exchange, msg)
                     .await
                     .map_err(|err| err.to_string())?;
             }
         }
         Ok(())
     }
+}
+
+/// Outbox metrics from the batch the relay just read.
+fn record_outbox(items: &[OutboxItem]) {
+    let events = items.iter().flat_map(|i| &i.events);
+    let oldest = events
+        .clone()
+        .filter_map(|e| EnvelopeMeta::of(e.body.as_bytes()).occurred_at)
+        .min();
+    minute_bus::record_outbox("messaging", events.count(), oldest);
 }
 
 /// Declares `messaging.memberships` and starts applying membership events to `replica`.

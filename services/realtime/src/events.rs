@@ -19,6 +19,7 @@ use minute_bus::{EVENTS_EXCHANGE, EventBus, HandlerError, QueueSpec, SeenIds, ha
 use minute_events as ev;
 use minute_events::{Event as _, RawEnvelope};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::api::types::{self as gql, Event};
 use crate::domain::membership::MembershipChange;
@@ -100,6 +101,10 @@ fn membership_change(raw: &RawEnvelope) -> Result<Option<MembershipChange>, Hand
     }))
 }
 
+/// The queue label of this replica's delivery metrics and spans (the real queue name holds
+/// the replica id, which would make a new series per pod).
+const DELIVERY_METRICS_QUEUE: &str = "realtime.delivery";
+
 /// The replica's delivery loop. Deliveries are acked at once: a socket has no redelivery,
 /// and a client detects gaps by `seq` and fetches them (design.md §5).
 async fn consume_deliveries(
@@ -122,7 +127,17 @@ async fn consume_deliveries(
                 raw.id.to_string()
             };
             if seen.first_time(&key) {
-                dispatch(&hub, &delivery.routing_key, raw).await;
+                minute_bus::record_lag(DELIVERY_METRICS_QUEUE, raw.occurred_at);
+                let span = minute_bus::consumer_span(DELIVERY_METRICS_QUEUE, &delivery.routing_key);
+                let parent = delivery
+                    .headers
+                    .get(minute_bus::trace::TRACEPARENT)
+                    .or(raw.traceparent.as_ref())
+                    .cloned();
+                minute_bus::trace::continue_trace(&span, parent.as_deref());
+                dispatch(&hub, &delivery.routing_key, raw)
+                    .instrument(span)
+                    .await;
             }
         }
         if let Err(e) = delivery.ack().await {

@@ -66,6 +66,7 @@ impl SocketHandle {
 
     fn push(&self, event: &Arc<Outgoing>) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(event.clone()) {
+            metrics::counter!("minute_realtime_slow_client_disconnects_total").increment(1);
             // Never wait for one slow client: everyone else shares this task.
             self.kill(Kill::Close(Close::new(
                 codes::SLOW_CONSUMER,

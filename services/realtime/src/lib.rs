@@ -71,6 +71,10 @@ impl App {
     /// Binds the port, opens the membership replica, declares the queues and starts the
     /// consumers and presence tasks on the shared infrastructure.
     pub async fn build(settings: Settings, infra: Infra) -> anyhow::Result<Self> {
+        // Series that must exist at zero before the first event (alerts compare rates).
+        metrics::gauge!("minute_realtime_ws_connections").increment(0.0);
+        metrics::counter!("minute_realtime_slow_client_disconnects_total").increment(0);
+        metrics::counter!("minute_rate_limit_hits_total", "limit" => "ws_frames").increment(0);
         let store = open_store(&settings.storage).await?;
         let ephemeral: Arc<dyn Ephemeral> = match &infra.redis {
             Some(conn) => Arc::new(RedisEphemeral::new(

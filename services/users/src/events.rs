@@ -80,6 +80,11 @@ pub async fn relay_once(store: &dyn UserStore, bus: &dyn EventBus) -> anyhow::Re
     let mut sent = 0;
     loop {
         let batch = store.pending(RELAY_BATCH).await?;
+        let oldest = batch
+            .iter()
+            .filter_map(|p| minute_bus::EnvelopeMeta::of(p.entry.body.as_bytes()).occurred_at)
+            .min();
+        minute_bus::record_outbox("users", batch.len(), oldest);
         if batch.is_empty() {
             return Ok(sent);
         }
@@ -88,9 +93,9 @@ pub async fn relay_once(store: &dyn UserStore, bus: &dyn EventBus) -> anyhow::Re
                 routing_key: p.entry.routing_key.clone(),
                 body: p.entry.body.clone().into_bytes(),
                 message_id: Some(p.entry.id.clone()),
-                headers: Default::default(),
+                headers: minute_bus::EnvelopeMeta::of(p.entry.body.as_bytes()).headers(),
             };
-            bus.publish(EVENTS_EXCHANGE, message).await?;
+            minute_bus::trace::publish_traced(bus, EVENTS_EXCHANGE, message).await?;
             store.mark_sent(&p.user_id, &p.entry.id).await?;
             sent += 1;
         }

@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use minute_kit::ApiError;
 use minute_kit::auth::Authenticator;
-use minute_kit::graphql::{Caller, TraceParent};
+use minute_kit::graphql::Caller;
 
 use super::{AuthSchema, ClientIp};
 
@@ -45,16 +45,15 @@ async fn graphql(
             ))),
         },
     };
-    let traceparent = headers
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
     let request = request
         .into_inner()
         .data(caller)
-        .data(TraceParent(traceparent))
         .data(ClientIp(client_ip(&headers, peer.ip())));
-    let mut response = state.schema.execute(request).await;
+    let schema = &state.schema;
+    let mut response = minute_kit::graphql::traced(&headers, request, |request| async move {
+        schema.execute(request).await
+    })
+    .await;
     for error in &mut response.errors {
         let extensions = error.extensions.get_or_insert_with(Default::default);
         if extensions.get("code").is_none() {

@@ -128,7 +128,10 @@ impl AuthService {
                 self.start_session(&account, input.device_name.as_ref().map(|l| l.as_str()))
                     .await
             }
-            _ => Err(AuthError::InvalidCredentials),
+            _ => {
+                metrics::counter!("minute_auth_login_failures_total").increment(1);
+                Err(AuthError::InvalidCredentials)
+            }
         }
     }
 
@@ -321,6 +324,7 @@ impl AuthService {
         for (key, limit) in checks {
             let hit = d.throttle.hit(&key, d.limits.window).await?;
             if hit.count > limit {
+                metrics::counter!("minute_rate_limit_hits_total", "limit" => "login").increment(1);
                 return Err(AuthError::RateLimited {
                     retry_after_secs: hit.resets_in_secs,
                 });

@@ -183,6 +183,8 @@ pub(crate) struct Outgoing {
     pub(crate) event: Event,
     pub(crate) typename: &'static str,
     pub(crate) fields: Map<String, Value>,
+    /// The trace context of the delivery that produced it (only while traces are exported).
+    traceparent: Option<Box<str>>,
 }
 
 fn fields_of<T: Serialize>(v: &T) -> Map<String, Value> {
@@ -208,10 +210,44 @@ impl Outgoing {
             Event::PresenceChanged(e) => ("PresenceChanged", fields_of(e)),
             Event::SessionRevoked(e) => ("SessionRevoked", fields_of(e)),
         };
+        // Built inside the delivery's consumer span: its context is the socket write's parent.
+        let traceparent =
+            minute_kit::trace::traceparent_of(&tracing::Span::current(), None).map(Into::into);
         Self {
             event,
             typename,
             fields,
+            traceparent,
+        }
+    }
+
+    /// A span for writing this event to one socket, child of the delivery that produced
+    /// it; `None` when traces are not exported.
+    pub(crate) fn write_span(&self) -> Option<tracing::Span> {
+        let parent = self.traceparent.as_deref()?;
+        let span = tracing::info_span!(
+            "ws.send",
+            otel.kind = "producer",
+            graphql.event = self.typename,
+            trace_id = tracing::field::Empty,
+        );
+        minute_kit::trace::continue_trace(&span, Some(parent));
+        Some(span)
+    }
+
+    /// Counts `frames` pushed to one socket (`minute_realtime_events_pushed_total`) and, for
+    /// a new message, the time from its creation to this push
+    /// (`minute_realtime_send_to_push_seconds`).
+    pub(crate) fn pushed(&self, frames: usize) {
+        if frames == 0 {
+            return;
+        }
+        metrics::counter!("minute_realtime_events_pushed_total", "event" => self.typename)
+            .increment(frames as u64);
+        if let Event::MessageCreated(m) = &self.event {
+            let micros = (Utc::now() - m.created_at).num_microseconds().unwrap_or(0);
+            metrics::histogram!("minute_realtime_send_to_push_seconds")
+                .record(micros.max(0) as f64 / 1e6);
         }
     }
 }

@@ -80,6 +80,7 @@ async fn serve(mut ws: WebSocket, st: Arc<WsState>) {
         Ok(x) => x,
         Err(close) => return Box::pin(finish(ws, Some(close))).await,
     };
+    metrics::gauge!("minute_realtime_ws_connections").increment(1.0);
     let close = if ws
         .send(Message::text(r#"{"type":"connection_ack"}"#))
         .await
@@ -90,6 +91,7 @@ async fn serve(mut ws: WebSocket, st: Arc<WsState>) {
     } else {
         None
     };
+    metrics::gauge!("minute_realtime_ws_connections").decrement(1.0);
     Box::pin(st.hub.disconnect(&handle)).await;
     Box::pin(finish(ws, close)).await;
 }
@@ -151,6 +153,7 @@ async fn init(ws: &mut WebSocket, st: &WsState) -> Result<Viewer, Option<Close>>
             Ok(Some(Ok(m))) => m,
         };
         if !budget.spend() {
+            metrics::counter!("minute_rate_limit_hits_total", "limit" => "ws_frames").increment(1);
             return Err(Some(Close::new(codes::POLICY, "too many frames")));
         }
         let text = match msg {
@@ -286,6 +289,22 @@ impl<'a> Session<'a> {
     /// Hands an event to every operation: projections are rendered and sent here,
     /// executed subscriptions get it on their feed.
     async fn deliver(&mut self, ws: &mut WebSocket, event: &Arc<Outgoing>) -> Result<(), Stop> {
+        match event.write_span() {
+            // Only traced events pay for a span (an exporter is on and the event carried a
+            // trace context): the socket write is the last hop of the message's trace.
+            Some(span) => {
+                use tracing::Instrument;
+                Box::pin(self.deliver_untraced(ws, event).instrument(span)).await
+            }
+            None => self.deliver_untraced(ws, event).await,
+        }
+    }
+
+    async fn deliver_untraced(
+        &mut self,
+        ws: &mut WebSocket,
+        event: &Arc<Outgoing>,
+    ) -> Result<(), Stop> {
         let mut rendered = Vec::new();
         for (id, op) in &self.ops {
             match op {
@@ -301,9 +320,11 @@ impl<'a> Session<'a> {
                 }
             }
         }
+        let pushed = rendered.len();
         for text in rendered {
             self.send_text(ws, text).await?;
         }
+        event.pushed(pushed);
         Ok(())
     }
 
@@ -417,6 +438,7 @@ impl<'a> Session<'a> {
         };
         self.awaiting_pong = false;
         if !self.budget.spend() {
+            metrics::counter!("minute_rate_limit_hits_total", "limit" => "ws_frames").increment(1);
             return Err(Some(Close::new(codes::POLICY, "too many frames")));
         }
         match msg {

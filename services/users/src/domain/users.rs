@@ -138,16 +138,18 @@ impl Users {
     /// Applies `auth.account.registered.v1`: creates the profile, or fills a provisional
     /// one; a redelivery, or a profile the user already edited, changes nothing.
     pub async fn on_registered(&self, registration: &Registration) -> Result<(), UsersError> {
+        // Called inside the consumer span of the registration: the event continues its trace.
+        let traceparent = minute_kit::trace::traceparent_of(&tracing::Span::current(), None);
         for _ in 0..WRITE_ATTEMPTS {
             let current = self.store.get(&registration.user_id).await?;
             let written = match Profile::on_registration(current.as_ref(), registration) {
                 RegistrationEffect::Nothing => return Ok(()),
                 RegistrationEffect::Create(p) => {
-                    let event = user_updated(&p, None);
+                    let event = user_updated(&p, traceparent.clone());
                     self.store.insert(&p, &event).await?
                 }
                 RegistrationEffect::Fill(p) => {
-                    let event = user_updated(&p, None);
+                    let event = user_updated(&p, traceparent.clone());
                     self.store.replace(&p, &event).await?
                 }
             };
