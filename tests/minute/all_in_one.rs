@@ -8,12 +8,12 @@ use std::time::Duration;
 use minute_testkit::{GraphqlClient, WsClient};
 use serde_json::{Value, json};
 
-struct Minute {
+pub(crate) struct Minute {
     child: Child,
 }
 
 impl Minute {
-    async fn start(port: u16, env: &[(&str, String)]) -> Self {
+    pub(crate) async fn start(port: u16, env: &[(&str, String)]) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_minute"));
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
