@@ -466,6 +466,22 @@ async fn nobody_sees_a_conversation_they_are_not_in_through_any_operation() {
     let before = w.owner_view().await;
 
     w.member_sees_everything().await;
+    // The gateway keeps Int to 32 bits; a caller inside the network reaches the subgraph
+    // with any i64: the history window must not overflow (it panicked before).
+    let edge = w
+        .stack
+        .subgraph("messaging")
+        .with_token(w.bob.token())
+        .raw(
+            r#"query($c: ID!) { _entities(representations: [{__typename: "Conversation", id: $c}]) { ... on Conversation { a: messages(after: 9223372036854775807) { nodes { id } hasMore } b: messages(before: 9223372036854775807, after: 9223372036854775806, limit: 200) { nodes { id } } } } }"#,
+            json!({"c": w.group}),
+        )
+        .await;
+    assert_eq!(
+        edge["data"]["_entities"][0]["a"],
+        json!({"nodes": [], "hasMore": false}),
+        "{edge}"
+    );
     let mut failures = w.matrix("outsider", Some(&w.eve), &own_eve).await;
     failures.extend(w.matrix("anonymous", None, &own_eve).await);
 
