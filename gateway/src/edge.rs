@@ -183,6 +183,13 @@ async fn forward_traced(
             "batched requests are disabled (GRAPHQL_BATCHING)",
         );
     }
+    if parts.method == Method::POST && unnamed_among_several_operations(&body) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "BAD_USER_INPUT",
+            "the document has several operations: name the one to run in operationName",
+        );
+    }
     if !edge.engine.is_started() {
         return refuse(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -228,6 +235,41 @@ async fn forward_traced(
         out.headers_mut().insert(header::CONTENT_TYPE, v);
     }
     out
+}
+
+/// True for a request without `operationName` whose document holds several operations.
+/// The GraphQL spec (GetOperation) makes that a request error; the engine would run the
+/// first one instead — possibly a mutation the client never meant to send alone. Bodies
+/// that are not JSON or not GraphQL are left to the engine, which refuses them.
+fn unnamed_among_several_operations(body: &[u8]) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Request {
+        #[serde(default)]
+        query: Option<String>,
+        #[serde(default, rename = "operationName")]
+        operation_name: Option<String>,
+    }
+    let Ok(Request {
+        query: Some(query),
+        operation_name,
+    }) = serde_json::from_slice::<Request>(body)
+    else {
+        return false;
+    };
+    if operation_name.is_some_and(|n| !n.is_empty()) {
+        return false;
+    }
+    // Two operations need two selection sets: a document with fewer `{` is not parsed.
+    if query.matches('{').count() < 2 {
+        return false;
+    }
+    match async_graphql_parser::parse_query(&query) {
+        Ok(doc) => matches!(
+            doc.operations,
+            async_graphql_parser::types::DocumentOperations::Multiple(ops) if ops.len() > 1
+        ),
+        Err(_) => false,
+    }
 }
 
 /// Only what the engine and subgraphs need: content negotiation and the propagated set.
@@ -345,6 +387,33 @@ fn set_code(error: &mut Value, code: &str, message: Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_operations_need_an_operation_name() {
+        let several = |q: &str, name: Value| {
+            unnamed_among_several_operations(
+                json!({"query": q, "operationName": name})
+                    .to_string()
+                    .as_bytes(),
+            )
+        };
+        let two = "query A { me { id } } mutation B { logout }";
+        assert!(several(two, Value::Null));
+        assert!(several(two, json!("")));
+        assert!(!several(two, json!("B")));
+        assert!(!several("query A { me { id } }", Value::Null));
+        assert!(!several("{ me { id } }", Value::Null));
+        assert!(!several(
+            "query A { me { id } } fragment F on User { id }",
+            Value::Null
+        ));
+        assert!(
+            !several("{ me { id ", Value::Null),
+            "syntax errors are the engine's"
+        );
+        assert!(!unnamed_among_several_operations(b"not json"));
+        assert!(!unnamed_among_several_operations(b"{\"variables\": {}}"));
+    }
 
     #[test]
     fn engine_codes_map_onto_the_contract() {

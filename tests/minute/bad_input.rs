@@ -226,6 +226,13 @@ async fn graphql_bombs_and_malformed_requests_get_bad_user_input_and_write_nothi
             json!({"query": "query A { me { id } }", "operationName": "B"}),
         ),
         (
+            "two operations without operationName",
+            json!({"query": format!(
+                r#"query A {{ me {{ id }} }} mutation B {{ sendMessage(input: {{conversationId: "{}", clientMessageId: "two-ops", body: "unnamed"}}) {{ seq }} }}"#,
+                app.conv
+            )}),
+        ),
+        (
             "wrong type: input is a string",
             json!({"query": "mutation($i: SendMessageInput!) { sendMessage(input: $i) { seq } }", "variables": {"i": "hello"}}),
         ),
