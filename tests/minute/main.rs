@@ -6,6 +6,7 @@ mod all_in_one;
 mod bad_input;
 mod binary;
 mod deploy;
+mod faults;
 mod observability;
 mod poison;
 mod readme;

@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 mod dedupe;
+pub mod failpoint;
 mod memory;
 mod rabbit;
 mod topic;

@@ -172,10 +172,22 @@ impl Revocations for MemoryRevocations {
 }
 
 /// Revocations shared by every replica through Redis: `minute:revoked:<sid>` with a TTL.
+///
+/// While Redis is unreachable the check fails open: a session is refused only when this
+/// process already knows it is revoked (it revoked it, or Redis said so before). Refusing
+/// every request instead would stop all messaging during a Redis outage (issue 12's fault
+/// test: "Redis stopped for 20 s, messages still flow"); the exposure is bounded by the
+/// access-token lifetime, and revocations made while Redis is down fail at the issuer.
 pub struct RedisRevocations {
     conn: ::redis::aio::ConnectionManager,
     prefix: String,
+    known: Mutex<HashMap<String, Instant>>,
+    last_warning: Mutex<Option<Instant>>,
 }
+
+/// How long a revocation learnt from Redis is remembered for outages (an access token's
+/// default lifetime).
+const REMEMBER_REVOKED: Duration = Duration::from_secs(900);
 
 impl RedisRevocations {
     /// Uses `conn`; `prefix` keeps tests apart (production: `minute:`).
@@ -183,16 +195,37 @@ impl RedisRevocations {
         Self {
             conn,
             prefix: prefix.into(),
+            known: Mutex::default(),
+            last_warning: Mutex::default(),
         }
     }
     fn key(&self, sid: &str) -> String {
         format!("{}revoked:{sid}", self.prefix)
+    }
+    fn remember(&self, sid: &str, ttl: Duration) {
+        let mut m = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        m.retain(|_, until| *until > now);
+        m.insert(sid.to_owned(), now + ttl);
+    }
+    fn known_revoked(&self, sid: &str) -> bool {
+        let m = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(sid).is_some_and(|until| *until > Instant::now())
+    }
+    /// One warning per 10 s, not one per request, while Redis is down.
+    fn warn_unavailable(&self, e: &::redis::RedisError) {
+        let mut last = self.last_warning.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+            *last = Some(Instant::now());
+            tracing::warn!(error = %e, "Redis unavailable: session revocation checked against this process's memory only");
+        }
     }
 }
 
 #[async_trait]
 impl Revocations for RedisRevocations {
     async fn revoke(&self, session_id: &str, ttl: Duration) -> Result<(), ApiError> {
+        self.remember(session_id, ttl);
         let mut c = self.conn.clone();
         let secs = ttl.as_secs().max(1) + 5;
         ::redis::cmd("SET")
@@ -206,11 +239,21 @@ impl Revocations for RedisRevocations {
     }
     async fn is_revoked(&self, session_id: &str) -> Result<bool, ApiError> {
         let mut c = self.conn.clone();
-        ::redis::cmd("EXISTS")
+        match ::redis::cmd("EXISTS")
             .arg(self.key(session_id))
             .query_async::<bool>(&mut c)
             .await
-            .map_err(ApiError::internal)
+        {
+            Ok(true) => {
+                self.remember(session_id, REMEMBER_REVOKED);
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(e) => {
+                self.warn_unavailable(&e);
+                Ok(self.known_revoked(session_id))
+            }
+        }
     }
 }
 

@@ -6,11 +6,18 @@ use redis::aio::ConnectionManager;
 use crate::http::ReadinessCheck;
 
 /// Connects a multiplexed connection that reconnects by itself.
+///
+/// Commands wait for a reconnect in progress, so it makes one quick attempt, not the
+/// driver's default series of six with growing delays: while Redis is down every caller
+/// (revocation checks on each request, typing, presence) gets an error at once instead of
+/// stalling for seconds, and the next command tries again.
 pub async fn connect(url: &str) -> Result<ConnectionManager, redis::RedisError> {
     let client = redis::Client::open(url)?;
     let config = redis::aio::ConnectionManagerConfig::new()
         .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
-        .set_response_timeout(Some(std::time::Duration::from_secs(2)));
+        .set_response_timeout(Some(std::time::Duration::from_secs(2)))
+        .set_number_of_retries(1)
+        .set_max_delay(std::time::Duration::from_millis(100));
     ConnectionManager::new_with_config(client, config).await
 }
 

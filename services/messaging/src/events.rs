@@ -97,6 +97,10 @@ impl Relay {
     }
 
     async fn publish(&self, item: &OutboxItem) -> Result<(), String> {
+        if cfg!(feature = "failpoints") {
+            let keys: Vec<&str> = item.events.iter().map(|e| &*e.routing_key).collect();
+            minute_bus::failpoint::hit("messaging.relay.before_publish", &keys.join(" "));
+        }
         for e in &item.events {
             for (exchange, key) in [
                 (EVENTS_EXCHANGE, &e.routing_key),

@@ -1,12 +1,13 @@
 //! The MongoDB adapter. A message document carries its own pending events (`outbox`,
 //! `pending`), so a message and its events are written in one single-document atomic step;
-//! markers do the same. Seqs come from `minute_kit::mongo::increment` on one counter per
-//! conversation, after the `(sender, clientMessageId)` claim is won, so a retry never
-//! takes a seq and concurrent senders get distinct, gap-free seqs.
-//!
-//! Known limit: the counter increment and the message insert are two writes. A process
-//! that dies between them leaves one unused seq (a gap clients see as a missing seq); the
-//! SQLite adapter does both in one transaction and has no such window.
+//! markers do the same. After the `(sender, clientMessageId)` claim is won (so a retry
+//! never takes a seq), a send inserts its message at the conversation's highest seq + 1;
+//! the unique `(conv, seq)` index lets exactly one concurrent sender have each seq, and the
+//! others move on to the next. The insert itself takes the seq, so a process or database
+//! failure at any point leaves no gap (issue 12's fault test "messaging aborted between
+//! choosing a seq and the insert" found one with the earlier counter-then-insert scheme).
+//! The per-conversation counter only follows the inserts, for `lastSeq`; a crash right
+//! after an insert leaves it one behind until that conversation's next send.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
-use minute_kit::mongo::{ensure_indexes, increment, is_duplicate_key};
+use minute_kit::mongo::{ensure_indexes, is_duplicate_key};
 use mongodb::bson::{self, Bson, Document, doc};
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, Database, IndexModel};
@@ -25,6 +26,10 @@ use super::{
 };
 use crate::domain::values::tokens;
 use crate::domain::{MarkerKind, Markers, Message, Page, ReactionEntry, Role, SearchTerms};
+
+/// Seqs a send tries before giving up: each lost try means another sender of the same
+/// conversation took that seq first.
+const SEQ_ATTEMPTS: usize = 64;
 
 /// How long a `(sender, clientMessageId)` claim is reserved for the request that made it;
 /// after that a retry may finish the send (the first request is presumed dead).
@@ -107,14 +112,15 @@ impl MongoStore {
         d.as_ref().map(message_from).transpose()
     }
 
-    /// Takes the next seq and inserts the message with its events (the claim is ours).
+    /// Inserts the message with its events at the conversation's next free seq (the claim
+    /// is ours).
     async fn insert_new(
         &self,
         new: NewMessage,
         events: EventsFor<'_>,
     ) -> Result<SendOutcome, StoreError> {
-        let seq = increment(&self.counters, &new.conversation_id, "seq", 1).await?;
-        let message = Message {
+        let seq = self.highest_seq(&new.conversation_id).await? + 1;
+        let mut message = Message {
             id: new.id,
             conversation_id: new.conversation_id,
             seq,
@@ -128,22 +134,82 @@ impl MongoStore {
             reactions: Vec::new(),
             rev: 0,
         };
-        let outbox = events(&message);
-        match self
-            .messages
-            .insert_one(message_doc(&message, &outbox))
-            .await
-        {
-            Ok(_) => Ok(SendOutcome::Created(message)),
-            // Only after a lease takeover raced the original request: it won.
-            Err(e) if is_duplicate_key(&e) => match self.get_one(&message.id).await? {
-                Some(m) => Ok(SendOutcome::Existing(m)),
-                None => Err(StoreError::Other(
-                    "message vanished after a duplicate".into(),
-                )),
-            },
-            Err(e) => Err(e.into()),
+        for _ in 0..SEQ_ATTEMPTS {
+            minute_bus::failpoint::hit("messaging.send.before_insert", &message.conversation_id);
+            let outbox = events(&message);
+            match self
+                .messages
+                .insert_one(message_doc(&message, &outbox))
+                .await
+            {
+                Ok(_) => {
+                    if let Err(e) = self
+                        .advance_counter(&message.conversation_id, message.seq)
+                        .await
+                    {
+                        // The message is stored; the conversation's next send moves it on.
+                        tracing::warn!(error = %e, "seq counter not advanced");
+                    }
+                    return Ok(SendOutcome::Created(message));
+                }
+                Err(e) if is_duplicate_key(&e) => {
+                    // Our id: a lease takeover raced the original request, which won.
+                    if let Some(m) = self.get_one(&message.id).await? {
+                        return Ok(SendOutcome::Existing(m));
+                    }
+                    // Another sender has this seq: try the one after the highest.
+                    message.seq = self
+                        .highest_seq(&message.conversation_id)
+                        .await?
+                        .max(message.seq)
+                        + 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
+        Err(StoreError::Other(
+            "too many concurrent sends in this conversation; retry".into(),
+        ))
+    }
+
+    /// The highest seq written in `conversation_id` (0 when empty), from the `(conv, seq)`
+    /// index.
+    async fn highest_seq(&self, conversation_id: &str) -> Result<i64, StoreError> {
+        let d = self
+            .messages
+            .find_one(doc! {"conv": conversation_id})
+            .sort(doc! {"conv": 1, "seq": -1})
+            .projection(doc! {"seq": 1})
+            .await?;
+        Ok(d.as_ref().map_or(0, |d| int(d, "seq")))
+    }
+
+    /// Moves the conversation's counter (what `lastSeq` reads) up to `seq`, never down.
+    async fn advance_counter(&self, conversation_id: &str, seq: i64) -> Result<(), StoreError> {
+        for _ in 0..2 {
+            let moved = self
+                .counters
+                .update_one(
+                    doc! {"_id": conversation_id, "seq": {"$lt": seq}},
+                    doc! {"$set": {"seq": seq}},
+                )
+                .await?;
+            if moved.matched_count == 1 {
+                return Ok(());
+            }
+            // Absent, or already at or past `seq`: create it with plain inserts (no
+            // upserts, see `minute_kit::mongo::increment`).
+            match self
+                .counters
+                .insert_one(doc! {"_id": conversation_id, "seq": seq})
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if is_duplicate_key(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     fn marker_fields(kind: MarkerKind) -> (&'static str, &'static str) {
