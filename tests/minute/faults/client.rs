@@ -159,6 +159,11 @@ pub(crate) async fn execute(
     }
 }
 
+/// Reads and drops whatever arrives until `until` (keeps a socket's queue moving).
+pub(crate) async fn drain(ws: &mut Ws, until: Instant) {
+    while let Ok(Some(Ok(_))) = tokio::time::timeout_at(until, ws.next()).await {}
+}
+
 /// The first event of `events` on `ws` for which `pred` holds, within `wait`.
 pub(crate) async fn wait_event(
     ws: &mut Ws,

@@ -52,9 +52,8 @@ impl Stack {
             std::fs::copy(env!("CARGO_BIN_EXE_minute"), &bin).expect("a copy of the binary");
         }
         if !armed.is_empty() {
-            let image = std::fs::read(&bin).expect("the binary");
             assert!(
-                image.windows(17).any(|w| w == b"MINUTE_FAILPOINTS"),
+                has_crash_points(&bin),
                 "this test arms crash points: build with `--features failpoints`"
             );
         }
@@ -197,6 +196,17 @@ impl Stack {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// True when the binary at `path` was built with the `failpoints` feature (it then names
+/// the variable that arms them).
+pub(crate) fn has_crash_points(path: &std::path::Path) -> bool {
+    std::process::Command::new("grep")
+        .args(["-qaF", "MINUTE_FAILPOINTS"])
+        .arg(path)
+        .status()
+        .expect("grep runs")
+        .success()
 }
 
 /// `RabbitMQ stop_app / start_app` -> `rabbitmq-stop-app-start-app`.
