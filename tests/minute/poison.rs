@@ -138,6 +138,23 @@ async fn poison_payloads_are_dead_lettered_in_every_queue_and_good_messages_flow
     let alice = stack.register("alice").await;
     let bob = stack.register("bob").await;
     let conv = alice.direct(&bob).await;
+    let group = alice.group("newer", &[&bob]).await;
+    let order = |r: Value| -> Vec<String> {
+        r["data"]["conversations"]["nodes"]
+            .as_array()
+            .map(|n| {
+                n.iter()
+                    .filter_map(|c| c["id"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    const LIST: &str = "{ conversations(first: 2) { nodes { id } } }";
+    assert_eq!(
+        order(alice.api.raw(LIST, json!({})).await),
+        [group.clone(), conv.clone()],
+        "most recent first"
+    );
     let mut alice_ws = WsClient::connect(stack.port("realtime"), alice.token()).await;
     alice_ws.subscribe_events().await;
     let r = alice_ws.execute("query { serverTime }", json!({})).await;
@@ -153,7 +170,19 @@ async fn poison_payloads_are_dead_lettered_in_every_queue_and_good_messages_flow
         for (_, body) in &payloads {
             publish(&bus, "", queue, body.clone()).await;
         }
-        let good = envelope(event_type, 1, good_data(event_type));
+        let good = if queue == "conversations.activity" {
+            // Activity in the older conversation, later than anything: it moves to the top.
+            envelope(
+                event_type,
+                1,
+                json!({
+                    "conversation_id": conv, "message_id": uuid::Uuid::now_v7(), "seq": 1,
+                    "sender_id": bob.id, "body": "x", "created_at": "2030-01-01T00:00:00Z",
+                }),
+            )
+        } else {
+            envelope(event_type, 1, good_data(event_type))
+        };
         publish(&bus, "", queue, serde_json::to_vec(&good).expect("json")).await;
         goods.push((queue, good));
         let n = payloads.len() as u64;
@@ -197,6 +226,16 @@ async fn poison_payloads_are_dead_lettered_in_every_queue_and_good_messages_flow
     assert!(
         found,
         "the good registration behind the poison was processed"
+    );
+
+    // The good activity event behind the poison in conversations.activity was applied.
+    let moved = minute_testkit::eventually(Duration::from_secs(10), || async {
+        order(alice.api.raw(LIST, json!({})).await) == [conv.clone(), group.clone()]
+    })
+    .await;
+    assert!(
+        moved,
+        "the good activity event behind the poison was processed"
     );
 
     // Realtime's delivery queue: poison routed to alice's binding, then a real message.

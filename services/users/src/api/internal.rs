@@ -25,7 +25,19 @@ async fn get_user(State(users): State<Arc<Users>>, Path(id): Path<String>) -> Re
     let Ok(id) = UserId::parse(&id) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    match users.get(&id).await {
+    // A caller asks because its replica has not heard of the user yet — typically one
+    // registered milliseconds ago (`createGroup` naming a brand-new account), whose
+    // `auth.account.registered.v1` may not have reached us either: wait for it briefly, as
+    // the entity loader does, rather than answering "unknown user".
+    let mut found = users.get(&id).await;
+    for pause in super::loader::REGISTRATION_GRACE {
+        if !matches!(found, Ok(None)) {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+        found = users.get(&id).await;
+    }
+    match found {
         Ok(Some(p)) => Json(InternalUser {
             id: p.id.as_str().to_owned(),
             username: p.username,

@@ -37,7 +37,7 @@ impl Loader<UserId> for UserLoader {
 }
 
 /// Pauses before looking again for references not found yet (about 0.8 s in all).
-const REGISTRATION_GRACE: [Duration; 5] = [
+pub(super) const REGISTRATION_GRACE: [Duration; 5] = [
     Duration::from_millis(25),
     Duration::from_millis(50),
     Duration::from_millis(100),
