@@ -3,7 +3,7 @@
 //! the same `clientMessageId` as a real client does), every acknowledged send recorded;
 //! at the end the history and what each member received are checked against the record.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -286,7 +286,7 @@ impl World {
         let mut by_id: HashMap<String, usize> = HashMap::new();
         let mut by_cmid: HashMap<String, usize> = HashMap::new();
         let mut history_seq: HashMap<String, i64> = HashMap::new();
-        for (ci, conv) in self.convs.iter().enumerate() {
+        for conv in &self.convs {
             let token = self.users[conv.members[0]].token.clone();
             let mut after = 0i64;
             let mut seqs = Vec::new();
@@ -316,7 +316,6 @@ impl World {
                     report.gaps += (1..=last.max(after)).filter(|s| !held.contains(s)).count();
                     report.duplicated += seqs.len() - held.len();
                     report.history += seqs.len();
-                    let _ = ci;
                     break;
                 }
             }
@@ -361,7 +360,6 @@ impl World {
             }
         }
         report.reconnects = self.seen.reconnects.load(Ordering::Relaxed);
-        let _ = BTreeMap::<(), ()>::new();
         report
     }
 }
@@ -387,7 +385,12 @@ pub(crate) struct Report {
 
 impl Report {
     pub(crate) fn header() -> &'static str {
-        "| fault | sent (acked) | lost | duplicated | seq gaps | never delivered | deliveries live / caught up | max delivery delay during the fault | notes |\n|---|---|---|---|---|---|---|---|---|"
+        "Fault injection (tests/minute/faults.rs). Sent = sendMessage calls acknowledged (the ledger); \
+         lost = acknowledged but absent from the history or at another seq; duplicated = a message \
+         twice in the history (by id, seq or clientMessageId); never delivered = (member, message) \
+         pairs a connected member never got, live or by catching up; delay = first send attempt to \
+         a member's first receipt, for messages first attempted during the fault.\n\n\
+         | fault | sent (acked) | lost | duplicated | seq gaps | never delivered | deliveries live / caught up | max delivery delay during the fault | notes |\n|---|---|---|---|---|---|---|---|---|"
     }
 
     pub(crate) fn line(&self) -> String {

@@ -1,13 +1,15 @@
 //! The MongoDB adapter. A message document carries its own pending events (`outbox`,
 //! `pending`), so a message and its events are written in one single-document atomic step;
 //! markers do the same. After the `(sender, clientMessageId)` claim is won (so a retry
-//! never takes a seq), a send inserts its message at the conversation's highest seq + 1;
-//! the unique `(conv, seq)` index lets exactly one concurrent sender have each seq, and the
-//! others move on to the next. The insert itself takes the seq, so a process or database
+//! never takes a seq), a send inserts its message at the conversation's next seq; the
+//! unique `(conv, seq)` index lets exactly one sender have each seq, and a loser retries
+//! after the highest seq written. Within a process, sends to one conversation take their
+//! seqs one at a time (striped locks remembering the last seq), so only replicas collide. The insert itself takes the seq, so a process or database
 //! failure at any point leaves no gap (issue 12's fault test "messaging aborted between
 //! choosing a seq and the insert" found one with the earlier counter-then-insert scheme).
-//! The per-conversation counter only follows the inserts, for `lastSeq`; a crash right
-//! after an insert leaves it one behind until that conversation's next send.
+//! The per-conversation counter only follows the inserts (it is never ahead of the
+//! messages); a crash right after an insert leaves it, and `lastSeq`, one behind until that
+//! conversation's next send, whose first try collides and moves on.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -44,6 +46,22 @@ pub struct MongoStore {
     claims: Collection<Document>,
     receipts: Collection<Document>,
     members: Collection<Document>,
+    seqs: std::sync::Arc<[SeqStripe]>,
+}
+
+/// Sends of the conversations hashing to one stripe take seqs one at a time in this
+/// process, so its concurrent senders do not collide on `(conv, seq)` (only replicas do,
+/// rarely); it remembers the last seq it wrote, saving the counter read.
+type SeqStripe = tokio::sync::Mutex<Option<(String, i64)>>;
+
+/// Stripes of [`SeqStripe`]: bounded memory, little false sharing.
+const SEQ_STRIPES: usize = 64;
+
+fn stripe_of(conversation_id: &str) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    conversation_id.hash(&mut h);
+    (h.finish() % SEQ_STRIPES as u64) as usize
 }
 
 fn idx(keys: Document, unique: bool) -> IndexModel {
@@ -94,6 +112,7 @@ impl MongoStore {
             claims: db.collection("claims"),
             receipts: db.collection("receipts"),
             members: db.collection("members"),
+            seqs: (0..SEQ_STRIPES).map(|_| SeqStripe::default()).collect(),
             db,
         })
     }
@@ -119,7 +138,11 @@ impl MongoStore {
         new: NewMessage,
         events: EventsFor<'_>,
     ) -> Result<SendOutcome, StoreError> {
-        let seq = self.highest_seq(&new.conversation_id).await? + 1;
+        let mut stripe = self.seqs[stripe_of(&new.conversation_id)].lock().await;
+        let seq = match &*stripe {
+            Some((conv, last)) if *conv == new.conversation_id => *last + 1,
+            _ => self.counter(&new.conversation_id).await? + 1,
+        };
         let mut message = Message {
             id: new.id,
             conversation_id: new.conversation_id,
@@ -143,6 +166,8 @@ impl MongoStore {
                 .await
             {
                 Ok(_) => {
+                    *stripe = Some((message.conversation_id.clone(), message.seq));
+                    drop(stripe);
                     if let Err(e) = self
                         .advance_counter(&message.conversation_id, message.seq)
                         .await
@@ -157,7 +182,7 @@ impl MongoStore {
                     if let Some(m) = self.get_one(&message.id).await? {
                         return Ok(SendOutcome::Existing(m));
                     }
-                    // Another sender has this seq: try the one after the highest.
+                    // Another sender has this seq: try the one after the highest written.
                     message.seq = self
                         .highest_seq(&message.conversation_id)
                         .await?
@@ -172,8 +197,17 @@ impl MongoStore {
         ))
     }
 
-    /// The highest seq written in `conversation_id` (0 when empty), from the `(conv, seq)`
-    /// index.
+    /// The conversation's counter: the highest seq written, or one behind it after a crash
+    /// between an insert and its counter update (0 for a new conversation).
+    async fn counter(&self, conversation_id: &str) -> Result<i64, StoreError> {
+        let d = self
+            .counters
+            .find_one(doc! {"_id": conversation_id})
+            .await?;
+        Ok(d.as_ref().map_or(0, |d| int(d, "seq")))
+    }
+
+    /// The highest seq written in `conversation_id`, from the `(conv, seq)` index.
     async fn highest_seq(&self, conversation_id: &str) -> Result<i64, StoreError> {
         let d = self
             .messages

@@ -354,3 +354,48 @@ async fn mongo_store_conforms() {
     .await;
     let _ = db.drop().await;
 }
+
+/// Two replicas sending to one conversation at once: their seqs collide on the unique
+/// `(conv, seq)` index and the loser moves on, so every send gets its own seq, with no gap,
+/// and `lastSeq` follows.
+#[tokio::test]
+async fn mongo_replicas_sending_to_one_conversation_get_distinct_dense_seqs() {
+    use minute_messaging::store::MessageStore;
+    let db = minute_testkit::mongodb_database("messaging").await;
+    let replicas = [
+        Arc::new(MongoStore::open(db.clone()).await.expect("open")),
+        Arc::new(MongoStore::open(db.clone()).await.expect("open")),
+    ];
+    let mut tasks = Vec::new();
+    for (r, store) in replicas.iter().enumerate() {
+        for t in 0..4 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                for i in 0..15 {
+                    let m = store
+                        .create(
+                            new("hot", &format!("u{r}{t}"), &format!("k{i}"), "hi"),
+                            &created_event,
+                        )
+                        .await
+                        .expect("create");
+                    seqs.push(m.message().seq);
+                }
+                seqs
+            }));
+        }
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=120).collect::<Vec<i64>>());
+    let last = replicas[0]
+        .last_seqs(&["hot".to_owned()])
+        .await
+        .expect("last seqs");
+    assert_eq!(last.get("hot"), Some(&120));
+    let _ = db.drop().await;
+}
