@@ -246,6 +246,7 @@ async fn redis_stopped_for_20_seconds() {
         let ports = [stack.port("realtime-a"), stack.port("realtime-b")];
         let conv = world.convs[0].id.clone();
         let typing = "mutation($c: ID!) { typing(conversationId: $c) }";
+        let revoked = revoked_token(world).await;
         stack.redis.proc.stop(Duration::from_secs(5));
         let down = Instant::now();
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -256,6 +257,21 @@ async fn redis_stopped_for_20_seconds() {
             .await
             .expect("a socket opens while Redis is down");
         let during = client::execute(&mut ws, "t0", typing, json!({"c": conv})).await;
+        // The check fails open while Redis is down, but not for a session already known
+        // to be revoked.
+        let refused = gql(
+            &world.http,
+            &world.api,
+            Some(&revoked),
+            "{ me { id } }",
+            json!({}),
+        )
+        .await
+        .is_err_and(|e| e.contains("UNAUTHENTICATED"));
+        assert!(
+            refused,
+            "a session known to be revoked stays refused while Redis is down"
+        );
         client::drain(&mut ws, down + Duration::from_secs(20)).await;
         tokio::time::sleep_until(down + Duration::from_secs(20)).await;
         stack.redis.proc.spawn();
@@ -320,6 +336,40 @@ async fn redis_stopped_for_20_seconds() {
         )
     })
     .await;
+}
+
+/// The access token of a user who logged out, refused once through the gateway (so the
+/// services have seen its revocation in Redis).
+async fn revoked_token(world: &World) -> String {
+    let api = world.api.clone();
+    let d = retry(Duration::from_secs(30), || {
+        gql(
+            &world.http,
+            &api,
+            None,
+            "mutation($i: RegisterInput!) { register(input: $i) { accessToken } }",
+            json!({"i": {"username": minute_testkit::unique("gone").replace('-', "_"), "password": "correct horse battery"}}),
+        )
+    })
+    .await;
+    let token = d["register"]["accessToken"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    gql(
+        &world.http,
+        &api,
+        Some(&token),
+        "mutation { logout }",
+        json!({}),
+    )
+    .await
+    .expect("logout");
+    let refused = gql(&world.http, &api, Some(&token), "{ me { id } }", json!({}))
+        .await
+        .is_err_and(|e| e.contains("UNAUTHENTICATED"));
+    assert!(refused, "a logged-out session is refused");
+    token
 }
 
 /// A user connecting after Redis came back is announced online to their direct peer.
