@@ -8,7 +8,9 @@
 //! `BENCH_QUERIES` (1000). MongoDB: `BENCH_MONGODB_URI`, else `TEST_MONGODB_URI`, else
 //! `mongodb://127.0.0.1:27018/?retryWrites=false`. The large conversation is seeded through
 //! the store API (same documents/rows as sends make, without outbox events).
-//! `BENCH_ONLY=embedded|mongo` runs one backend.
+//! `BENCH_ONLY=embedded|mongo` runs one backend. `BENCH_OTLP_ENDPOINT=http://host:4318`
+//! exports traces there (as `OTEL_EXPORTER_OTLP_ENDPOINT` does), for the tracing on/off
+//! overhead; unset, telemetry is installed without an exporter (logs at `warn`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -221,6 +223,31 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
+        let mut telemetry_env = vec![
+            ("LOG_LEVEL", "warn".to_owned()),
+            ("REPLICA_ID", "bench".into()),
+        ];
+        if let Ok(endpoint) = std::env::var("BENCH_OTLP_ENDPOINT") {
+            telemetry_env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint));
+        }
+        let common =
+            minute_kit::config::CommonSettings::from_env(&Env::from_pairs(telemetry_env), 0)
+                .expect("telemetry settings");
+        let telemetry = minute_kit::telemetry::init(&common, "messaging");
+        println!(
+            "tracing: {}",
+            common
+                .otel_endpoint
+                .as_deref()
+                .map_or("off".to_owned(), |e| format!("exported over OTLP to {e}"))
+        );
+        bench().await;
+        telemetry.shutdown().await;
+    });
+}
+
+async fn bench() {
+    {
         let base = vec![
             ("HOST".to_owned(), "127.0.0.1".to_owned()),
             ("PORT".to_owned(), "0".to_owned()),
@@ -260,5 +287,5 @@ fn main() {
             8,
         )
         .await;
-    });
+    }
 }
