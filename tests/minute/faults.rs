@@ -187,13 +187,7 @@ async fn consumer_killed_after_taking_a_message_before_acking() {
         // A new member joins the big group: the membership consumers of messaging and
         // realtime take the event and die before handling or acking it.
         let api = world.api.clone();
-        let d = retry(Duration::from_secs(30), || {
-            gql(&world.http, &api, None,
-                "mutation($i: RegisterInput!) { register(input: $i) { accessToken user { id } } }",
-                json!({"i": {"username": minute_testkit::unique("late").replace('-', "_"), "password": "correct horse battery"}}))
-        })
-        .await;
-        let late = d["register"]["user"]["id"].as_str().expect("id").to_owned();
+        let late = ledger::register(&world.http, &api, &unique_name("late")).await.id;
         let group = world.convs[2].id.clone();
         let owner = world.users[world.convs[2].members[0]].token.clone();
         retry(Duration::from_secs(30), || {
@@ -342,20 +336,9 @@ async fn redis_stopped_for_20_seconds() {
 /// services have seen its revocation in Redis).
 async fn revoked_token(world: &World) -> String {
     let api = world.api.clone();
-    let d = retry(Duration::from_secs(30), || {
-        gql(
-            &world.http,
-            &api,
-            None,
-            "mutation($i: RegisterInput!) { register(input: $i) { accessToken } }",
-            json!({"i": {"username": minute_testkit::unique("gone").replace('-', "_"), "password": "correct horse battery"}}),
-        )
-    })
-    .await;
-    let token = d["register"]["accessToken"]
-        .as_str()
-        .expect("token")
-        .to_owned();
+    let token = ledger::register(&world.http, &api, &unique_name("gone"))
+        .await
+        .token;
     gql(
         &world.http,
         &api,
@@ -375,19 +358,8 @@ async fn revoked_token(world: &World) -> String {
 /// A user connecting after Redis came back is announced online to their direct peer.
 async fn presence_after_recovery(world: &World, ports: [u16; 2]) {
     let api = world.api.clone();
-    let d = retry(Duration::from_secs(30), || {
-        gql(&world.http, &api, None,
-            "mutation($i: RegisterInput!) { register(input: $i) { accessToken user { id } } }",
-            json!({"i": {"username": minute_testkit::unique("pres").replace('-', "_"), "password": "correct horse battery"}}))
-    })
-    .await;
-    let (token, id) = (
-        d["register"]["accessToken"]
-            .as_str()
-            .expect("token")
-            .to_owned(),
-        d["register"]["user"]["id"].as_str().expect("id").to_owned(),
-    );
+    let ledger::User { token, id } =
+        ledger::register(&world.http, &api, &unique_name("pres")).await;
     let peer = world.users[1].token.clone();
     let peer_id = world.users[1].id.clone();
     retry(Duration::from_secs(30), || {
@@ -411,6 +383,11 @@ async fn presence_after_recovery(world: &World, ports: [u16; 2]) {
         seen.is_some(),
         "presence recovered: the direct peer sees the new user online"
     );
+}
+
+/// A valid username unique to this run.
+fn unique_name(prefix: &str) -> String {
+    minute_testkit::unique(prefix).replace('-', "_")
 }
 
 async fn mongo(stack: &Stack, db: &str) -> mongodb::Database {

@@ -50,6 +50,27 @@ pub(crate) struct World {
     pub(crate) fault: Option<(Instant, Instant)>,
 }
 
+/// Registers `username` through the gateway (retried while the stack settles).
+pub(crate) async fn register(http: &reqwest::Client, api: &str, username: &str) -> User {
+    let d = retry(Duration::from_secs(30), || {
+        gql(
+            http,
+            api,
+            None,
+            "mutation($i: RegisterInput!) { register(input: $i) { accessToken user { id } } }",
+            json!({"i": {"username": username, "password": "correct horse battery"}}),
+        )
+    })
+    .await;
+    User {
+        id: d["register"]["user"]["id"].as_str().expect("id").to_owned(),
+        token: d["register"]["accessToken"]
+            .as_str()
+            .expect("token")
+            .to_owned(),
+    }
+}
+
 /// Retries `f` for up to `within` (setup calls, history reads).
 pub(crate) async fn retry<F, Fut>(within: Duration, mut f: F) -> Value
 where
@@ -75,19 +96,7 @@ impl World {
         let mut users = Vec::new();
         let tag = &minute_testkit::unique("f")[2..10];
         for i in 0..6 {
-            let d = retry(Duration::from_secs(30), || {
-                gql(&http, &api, None,
-                    "mutation($i: RegisterInput!) { register(input: $i) { accessToken user { id } } }",
-                    json!({"i": {"username": format!("f{tag}u{i}"), "password": "correct horse battery"}}))
-            })
-            .await;
-            users.push(User {
-                id: d["register"]["user"]["id"].as_str().expect("id").to_owned(),
-                token: d["register"]["accessToken"]
-                    .as_str()
-                    .expect("token")
-                    .to_owned(),
-            });
+            users.push(register(&http, &api, &format!("f{tag}u{i}")).await);
         }
         let mut world = Self {
             api,
