@@ -90,7 +90,7 @@ struct Result {
 
 pub(super) async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
     let members = args.pick(1000, 50);
-    let messages = args.pick(30, 3);
+    let messages = args.pick(50, 3);
     let api = Api::new(args.graphql_url());
     let tag = run_tag();
     eprintln!("[loadgen] fanout: registering {members} users");
