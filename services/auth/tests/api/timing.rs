@@ -31,12 +31,21 @@ async fn unknown_users_and_wrong_passwords_take_about_as_long() {
         attempt("known").await;
         attempt("unknown").await;
     }
-    let (mut wrong, mut unknown) = (Vec::new(), Vec::new());
-    for _ in 0..20 {
-        wrong.push(attempt("known").await);
-        unknown.push(attempt("unknown").await);
+    // A real difference (no dummy hash for unknown users) shows in every round; a burst of
+    // load from other tests on a shared machine skews one round, so up to three rounds.
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let (mut wrong, mut unknown) = (Vec::new(), Vec::new());
+        for _ in 0..20 {
+            wrong.push(attempt("known").await);
+            unknown.push(attempt("unknown").await);
+        }
+        let (w, u) = (median(wrong), median(unknown));
+        let ratio = w.max(u).as_secs_f64() / w.min(u).as_secs_f64();
+        if ratio <= 1.25 {
+            return;
+        }
+        rounds.push(format!("wrong password {w:?} vs unknown user {u:?}"));
     }
-    let (w, u) = (median(wrong), median(unknown));
-    let ratio = w.max(u).as_secs_f64() / w.min(u).as_secs_f64();
-    assert!(ratio <= 1.25, "wrong password {w:?} vs unknown user {u:?}");
+    panic!("unknown users are distinguishable by timing: {rounds:?}");
 }
