@@ -336,16 +336,28 @@ async fn one_send_message_is_one_trace_across_gateway_messaging_and_realtime() {
     let event = message_created(&mut bob_ws).await;
     assert_eq!(event["body"], "traced");
 
-    // The socket write ends after the push; give the exporters a moment.
+    // The socket write ends after the push, and the outer spans (the edge's, the engine's,
+    // its subgraph fetch) end after the response: they reach the receiver in a later export
+    // batch. Wait for the whole tree, not only its first spans.
     let found = minute_testkit::eventually(Duration::from_secs(30), || {
         let spans = receiver.spans();
         let trace_id = trace_id.clone();
+        let client_span = client_span.clone();
         async move {
             let of_trace: Vec<&Value> = spans
                 .iter()
                 .filter(|s| s["trace_id"] == trace_id.as_str())
                 .collect();
-            of_trace.iter().any(|s| s["name"] == "ws.send")
+            let ids: HashSet<&str> = of_trace
+                .iter()
+                .filter_map(|s| s["span_id"].as_str())
+                .collect();
+            let closed = of_trace.iter().all(|s| {
+                let parent = s["parent_span_id"].as_str().unwrap_or("");
+                ids.contains(parent) || parent == client_span
+            });
+            closed
+                && of_trace.iter().any(|s| s["name"] == "ws.send")
                 && ["gateway", "messaging", "realtime"]
                     .iter()
                     .all(|r| of_trace.iter().any(|s| s["service"] == *r))

@@ -31,8 +31,11 @@ async fn unknown_users_and_wrong_passwords_take_about_as_long() {
         attempt("known").await;
         attempt("unknown").await;
     }
-    // A real difference (no dummy hash for unknown users) shows in every round; a burst of
-    // load from other tests on a shared machine skews one round, so up to three rounds.
+    // The leak this guards against is an unknown user answered without a hash: a few ms
+    // against ~20 ms and more, a ratio of 4 or more in every round. What else differs (the
+    // store's hit vs miss on the MongoDB-wire stand-in, bursts from the tests running beside
+    // this one) moved medians by up to ~1.5x either way in full runs, so: ratio <= 2, up to
+    // three rounds.
     let mut rounds = Vec::new();
     for _ in 0..3 {
         let (mut wrong, mut unknown) = (Vec::new(), Vec::new());
@@ -42,7 +45,7 @@ async fn unknown_users_and_wrong_passwords_take_about_as_long() {
         }
         let (w, u) = (median(wrong), median(unknown));
         let ratio = w.max(u).as_secs_f64() / w.min(u).as_secs_f64();
-        if ratio <= 1.25 {
+        if ratio <= 2.0 {
             return;
         }
         rounds.push(format!("wrong password {w:?} vs unknown user {u:?}"));
