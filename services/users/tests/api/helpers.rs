@@ -269,9 +269,11 @@ pub(crate) struct Updates {
 }
 
 impl Updates {
-    /// The next update of `user_id` (others are skipped), within 5 s.
+    /// The next update of `user_id` (others are skipped), within 15 s (a bound on "never",
+    /// not a speed claim: under the full suite's load a service start plus the relay's first
+    /// drain on the MongoDB-wire stand-in once took over 5 s).
     pub(crate) async fn next_for(&mut self, user_id: &str) -> Option<Envelope<UserUpdated>> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
             let d = tokio::time::timeout_at(deadline, self.sub.next())
                 .await
