@@ -188,6 +188,8 @@ pub struct RedisRevocations {
 /// How long a revocation learnt from Redis is remembered for outages (an access token's
 /// default lifetime).
 const REMEMBER_REVOKED: Duration = Duration::from_secs(900);
+/// How many revocations one process remembers for outages at the most.
+const REMEMBER_AT_MOST: usize = 100_000;
 
 impl RedisRevocations {
     /// Uses `conn`; `prefix` keeps tests apart (production: `minute:`).
@@ -206,6 +208,17 @@ impl RedisRevocations {
         let mut m = self.known.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         m.retain(|_, until| *until > now);
+        if m.len() >= REMEMBER_AT_MOST {
+            // Bounded: past the cap, forget the revocation that expires first (Redis holds
+            // them all; this is only the outage fallback).
+            if let Some(first) = m
+                .iter()
+                .min_by_key(|(_, until)| **until)
+                .map(|(k, _)| k.clone())
+            {
+                m.remove(&first);
+            }
+        }
         m.insert(sid.to_owned(), now + ttl);
     }
     fn known_revoked(&self, sid: &str) -> bool {
