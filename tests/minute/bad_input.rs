@@ -845,15 +845,7 @@ fn every_role_refuses_bad_configuration_naming_the_variable_and_no_secret() {
     let otel = format!("ftp://u:{PASSWORD}@collector");
     // (role, variable, value)
     let mut cases: Vec<(&str, &str, String)> = Vec::new();
-    for role in [
-        "all",
-        "auth",
-        "users",
-        "conversations",
-        "messaging",
-        "realtime",
-        "gateway",
-    ] {
+    for role in crate::ROLES {
         cases.extend([
             (role, "PORT", "70000".to_owned()),
             (role, "LOG_LEVEL", "info,[[[".to_owned()),

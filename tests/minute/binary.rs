@@ -49,30 +49,14 @@ fn help_lists_every_role() {
         .output()
         .expect("runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    for role in [
-        "all",
-        "auth",
-        "users",
-        "conversations",
-        "messaging",
-        "realtime",
-        "gateway",
-    ] {
+    for role in crate::ROLES {
         assert!(text.contains(role), "--help lists {role}:\n{text}");
     }
 }
 
 #[tokio::test]
 async fn every_role_serves_healthz_and_exits_zero_on_sigterm() {
-    for role in [
-        "all",
-        "auth",
-        "users",
-        "conversations",
-        "messaging",
-        "realtime",
-        "gateway",
-    ] {
+    for role in crate::ROLES {
         let port = minute_testkit::free_port();
         let data = std::env::temp_dir().join(minute_testkit::unique("minute-data"));
         let mut child = minute(

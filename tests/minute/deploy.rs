@@ -63,15 +63,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 fn roles() -> Vec<&'static str> {
-    vec![
-        "all",
-        "auth",
-        "users",
-        "conversations",
-        "messaging",
-        "realtime",
-        "gateway",
-    ]
+    crate::ROLES.to_vec()
 }
 
 fn default_port(role: &str) -> u16 {

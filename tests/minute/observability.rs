@@ -95,14 +95,7 @@ struct Stack {
     dir: PathBuf,
 }
 
-const ROLES: [&str; 6] = [
-    "auth",
-    "users",
-    "conversations",
-    "messaging",
-    "realtime",
-    "gateway",
-];
+const ROLES: [&str; 6] = crate::SPLIT_ROLES;
 
 impl Stack {
     async fn start(extra: &[(&str, String)]) -> Self {

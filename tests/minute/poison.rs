@@ -256,14 +256,7 @@ async fn poison_payloads_are_dead_lettered_in_every_queue_and_good_messages_flow
     assert_eq!(got["messageId"], sent["id"]);
 
     // Every role is still up and ready.
-    for role in [
-        "auth",
-        "users",
-        "conversations",
-        "messaging",
-        "realtime",
-        "gateway",
-    ] {
+    for role in crate::SPLIT_ROLES {
         assert!(
             matches!(
                 minute_testkit::http_get(stack.port(role), "/readyz").await,
