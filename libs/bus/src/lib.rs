@@ -47,6 +47,19 @@ pub enum BusError {
     Broker(String),
 }
 
+/// A batch publish that stopped part-way: the first `confirmed` messages of the batch are
+/// confirmed by the broker; the others may or may not have been stored, so the caller keeps
+/// them and publishes them again (consumers dedupe by message id).
+#[derive(Debug, thiserror::Error)]
+#[error("{confirmed} message(s) of the batch confirmed, then: {error}")]
+pub struct BatchError {
+    /// How many messages at the head of the batch the broker confirmed.
+    pub confirmed: usize,
+    /// Why the rest is not confirmed.
+    #[source]
+    pub error: BusError,
+}
+
 /// A message to publish.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Message {
@@ -188,6 +201,19 @@ pub trait EventBus: Send + Sync + 'static {
     /// Publishes and returns once the broker confirmed it; an error means it may not have
     /// been stored (the caller keeps it and retries: the outbox).
     async fn publish(&self, exchange: &str, message: Message) -> Result<(), BusError>;
+    /// Publishes `(exchange, message)` pairs in order (a consumer sees messages of one
+    /// routing key in batch order) and returns once the broker confirmed all of them. On an
+    /// error only the first [`BatchError::confirmed`] messages are known to be stored: the
+    /// caller marks those done and retries the rest. This default publishes one at a time;
+    /// a bus that can keep many confirms in flight does better.
+    async fn publish_batch(&self, batch: Vec<(String, Message)>) -> Result<(), BatchError> {
+        for (confirmed, (exchange, message)) in batch.into_iter().enumerate() {
+            self.publish(&exchange, message)
+                .await
+                .map_err(|error| BatchError { confirmed, error })?;
+        }
+        Ok(())
+    }
     /// Declares a queue with its bindings (idempotent); kept and re-declared after reconnects.
     async fn declare_queue(&self, spec: QueueSpec) -> Result<(), BusError>;
     /// Adds a binding at run time; kept across reconnects.

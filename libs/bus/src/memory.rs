@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use crate::{
-    Acker, Binding, BusError, Delivery, EventBus, Message, Namespace, Outcome, QueueKind,
-    QueueSpec, Subscription, topic::topic_matches,
+    Acker, BatchError, Binding, BusError, Delivery, EventBus, Message, Namespace, Outcome,
+    QueueKind, QueueSpec, Subscription, topic::topic_matches,
 };
 
 /// In-process [`EventBus`].
@@ -94,6 +94,19 @@ impl Broker {
             })
             .map(|(name, _)| name.clone())
             .collect()
+    }
+
+    /// Routes `message` (physical exchange name) to its queues' tails.
+    fn publish(&mut self, exchange: &str, message: Message) {
+        for queue in self.route(exchange, &message) {
+            if let Some(q) = self.queues.get_mut(&queue) {
+                q.ready.push_back(Stored {
+                    message: message.clone(),
+                    returns: 0,
+                });
+            }
+            self.dispatch(&queue);
+        }
     }
 
     fn dead_letter(&mut self, queue: &str, stored: Stored) {
@@ -247,16 +260,15 @@ impl Drop for ConsumerGuard {
 #[async_trait]
 impl EventBus for MemoryBus {
     async fn publish(&self, exchange: &str, message: Message) -> Result<(), BusError> {
-        let exchange = self.ns.apply(exchange);
+        self.lock().publish(&self.ns.apply(exchange), message);
+        Ok(())
+    }
+
+    /// The whole batch under one lock, in order: stored (confirmed) all at once.
+    async fn publish_batch(&self, batch: Vec<(String, Message)>) -> Result<(), BatchError> {
         let mut b = self.lock();
-        for queue in b.route(&exchange, &message) {
-            if let Some(q) = b.queues.get_mut(&queue) {
-                q.ready.push_back(Stored {
-                    message: message.clone(),
-                    returns: 0,
-                });
-            }
-            b.dispatch(&queue);
+        for (exchange, message) in batch {
+            b.publish(&self.ns.apply(&exchange), message);
         }
         Ok(())
     }

@@ -4,7 +4,8 @@
 //! connection on a watch channel. Consumers and publishers wait on that channel; when the
 //! connection dies the supervisor starts over and consumers resume on the new one.
 //!
-//! Guarantee: `publish` returns `Ok` only for a message the broker confirmed.
+//! Guarantee: `publish` returns `Ok` only for a message the broker confirmed, and
+//! `publish_batch` reports as confirmed only a head of the batch the broker confirmed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,8 +25,8 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    Acker, Binding, BusError, DEAD_LETTER_EXCHANGE, DELIVERY_EXCHANGE, Delivery, EVENTS_EXCHANGE,
-    EventBus, Message, Namespace, Outcome, QueueKind, QueueSpec, Subscription,
+    Acker, BatchError, Binding, BusError, DEAD_LETTER_EXCHANGE, DELIVERY_EXCHANGE, Delivery,
+    EVENTS_EXCHANGE, EventBus, Message, Namespace, Outcome, QueueKind, QueueSpec, Subscription,
 };
 
 /// Settings of the RabbitMQ bus.
@@ -446,6 +447,70 @@ async fn sample_depths(inner: Arc<Inner>, live: Arc<Live>) {
     }
 }
 
+/// One message of a batch, ready for `basic_publish`.
+struct Outgoing<'a> {
+    /// Physical exchange name.
+    exchange: String,
+    message: &'a Message,
+    properties: BasicProperties,
+}
+
+fn properties_of(message: &Message) -> BasicProperties {
+    let properties = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type(ss("application/json"))
+        .with_headers(headers_to_table(message));
+    match &message.message_id {
+        Some(id) => properties.with_message_id(ss(id)),
+        None => properties,
+    }
+}
+
+/// Publishes `batch` in order on the confirm channel, then awaits the confirms in order,
+/// counting in `acked` the confirmed head of the batch. A send that fails (the channel was
+/// closed, e.g. by a publish to a missing exchange) stops the sending; what was sent before
+/// it still counts once confirmed. The first negative or failed confirm ends the count:
+/// later messages may be stored too, but only an unbroken head is reported.
+async fn publish_confirmed(
+    live: &Live,
+    batch: &[Outgoing<'_>],
+    acked: &mut usize,
+) -> Result<(), BusError> {
+    let channel = live.channel(&live.publisher, true).await?;
+    let mut confirms = Vec::with_capacity(batch.len());
+    let mut send_error = None;
+    for out in batch {
+        let sent = channel
+            .basic_publish(
+                ss(&out.exchange),
+                ss(&out.message.routing_key),
+                BasicPublishOptions::default(),
+                &out.message.body,
+                out.properties.clone(),
+            )
+            .await;
+        match sent {
+            Ok(confirm) => confirms.push(confirm),
+            Err(e) => {
+                send_error = Some(err(e));
+                break;
+            }
+        }
+    }
+    for confirm in confirms {
+        match confirm.await.map_err(err)? {
+            Confirmation::Ack(_) => *acked += 1,
+            Confirmation::Nack(_) => return Err(BusError::Nacked),
+            Confirmation::NotRequested => {
+                return Err(BusError::Broker(
+                    "publisher confirms are off on this channel".into(),
+                ));
+            }
+        }
+    }
+    send_error.map_or(Ok(()), Err)
+}
+
 fn headers_to_table(message: &Message) -> FieldTable {
     let mut t = BTreeMap::new();
     for (k, v) in &message.headers {
@@ -472,19 +537,30 @@ fn table_to_headers(table: Option<&FieldTable>) -> BTreeMap<String, String> {
 #[async_trait]
 impl EventBus for RabbitBus {
     async fn publish(&self, exchange: &str, message: Message) -> Result<(), BusError> {
-        let exchange = self.name(exchange);
+        self.publish_batch(vec![(exchange.to_owned(), message)])
+            .await
+            .map_err(|e| e.error)
+    }
+
+    /// Sends the whole batch on the one confirm channel, then awaits the confirms together:
+    /// one broker round trip for the batch instead of one per message. One channel keeps
+    /// the publish order, so per routing key consumers see batch order.
+    async fn publish_batch(&self, batch: Vec<(String, Message)>) -> Result<(), BatchError> {
         let deadline = tokio::time::Instant::now() + self.inner.settings.publish_timeout;
-        let mut properties = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type(ss("application/json"))
-            .with_headers(headers_to_table(&message));
-        if let Some(id) = &message.message_id {
-            properties = properties.with_message_id(ss(id));
-        }
+        let batch: Vec<Outgoing<'_>> = batch
+            .iter()
+            .map(|(exchange, message)| Outgoing {
+                exchange: self.name(exchange),
+                message,
+                properties: properties_of(message),
+            })
+            .collect();
+        let mut confirmed = 0;
         let mut last_error = String::from("no attempt");
-        // Retry across reconnects until the deadline: a duplicate after an unconfirmed
-        // attempt is fine (consumers dedupe by id); a lost confirmed message is not.
-        while tokio::time::Instant::now() < deadline {
+        // Retry what is not confirmed across reconnects until the deadline: a duplicate after
+        // an unconfirmed attempt is fine (consumers dedupe by id); a lost confirmed message
+        // is not.
+        while confirmed < batch.len() && tokio::time::Instant::now() < deadline {
             let remaining = deadline - tokio::time::Instant::now();
             let live = match self.live(remaining).await {
                 Ok(l) => l,
@@ -493,34 +569,27 @@ impl EventBus for RabbitBus {
                     break;
                 }
             };
-            let attempt = async {
-                let channel = live.channel(&live.publisher, true).await?;
-                let confirm = channel
-                    .basic_publish(
-                        ss(&exchange),
-                        ss(&message.routing_key),
-                        BasicPublishOptions::default(),
-                        &message.body,
-                        properties.clone(),
-                    )
-                    .await
-                    .map_err(err)?;
-                match confirm.await.map_err(err)? {
-                    Confirmation::Ack(_) => Ok(()),
-                    Confirmation::Nack(_) => Err(BusError::Nacked),
-                    Confirmation::NotRequested => Err(BusError::Broker(
-                        "publisher confirms are off on this channel".into(),
-                    )),
-                }
-            };
-            match tokio::time::timeout(remaining, attempt).await {
+            let mut acked = 0;
+            let attempt = tokio::time::timeout(
+                remaining,
+                publish_confirmed(&live, &batch[confirmed..], &mut acked),
+            )
+            .await;
+            confirmed += acked;
+            match attempt {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(e)) => last_error = e.to_string(),
                 Err(_) => last_error = "confirm timed out".into(),
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(BusError::Unavailable(last_error))
+        if confirmed == batch.len() {
+            return Ok(());
+        }
+        Err(BatchError {
+            confirmed,
+            error: BusError::Unavailable(last_error),
+        })
     }
 
     async fn declare_queue(&self, spec: QueueSpec) -> Result<(), BusError> {

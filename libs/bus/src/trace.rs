@@ -13,7 +13,7 @@ use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, Tra
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::{BusError, EventBus, Message};
+use crate::{BatchError, BusError, EventBus, Message};
 
 /// The header (HTTP and AMQP) that carries the trace context.
 pub const TRACEPARENT: &str = "traceparent";
@@ -95,13 +95,42 @@ pub fn traceparent_of(span: &Span, incoming: Option<&str>) -> Option<String> {
 
 /// Publishes `message` inside a producer span that continues the message's `traceparent`
 /// header and replaces it with the span's own, so the consumer's span is the child of this
-/// publish. Every outbox relay publishes through here.
+/// publish.
 pub async fn publish_traced(
     bus: &dyn EventBus,
     exchange: &str,
     mut message: Message,
 ) -> Result<(), BusError> {
     use tracing::Instrument;
+    let span = producer_span(exchange, &mut message);
+    bus.publish(exchange, message).instrument(span).await
+}
+
+/// [`EventBus::publish_batch`] with one producer span per message, as [`publish_traced`]
+/// gives a single one: each message's consumer span is the child of its own publish. The
+/// spans stay open until the batch is confirmed, so each lasts as long as its message
+/// waited. Every outbox relay publishes through here.
+pub async fn publish_batch_traced(
+    bus: &dyn EventBus,
+    mut batch: Vec<(String, Message)>,
+) -> Result<(), BatchError> {
+    let spans: Vec<Span> = batch
+        .iter_mut()
+        .map(|(exchange, message)| producer_span(exchange, message))
+        .collect();
+    let result = bus.publish_batch(batch).await;
+    if let Err(e) = &result {
+        for span in spans.iter().skip(e.confirmed) {
+            span.in_scope(|| tracing::debug!(error = %e.error, "publish not confirmed"));
+        }
+    }
+    drop(spans);
+    result
+}
+
+/// The producer span of one publish, continuing the message's `traceparent` header, which
+/// it replaces with its own.
+fn producer_span(exchange: &str, message: &mut Message) -> Span {
     let span = tracing::error_span!(
         "publish",
         otel.name = %format!("{} publish", exchange),
@@ -116,7 +145,7 @@ pub async fn publish_traced(
     if let Some(tp) = traceparent_of(&span, incoming.as_deref()) {
         message.headers.insert(TRACEPARENT.to_owned(), tp);
     }
-    bus.publish(exchange, message).instrument(span).await
+    span
 }
 
 #[cfg(test)]

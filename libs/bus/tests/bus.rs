@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use minute_bus::{
-    Binding, EVENTS_EXCHANGE, EventBus, HandlerError, MemoryBus, Message, Namespace, QueueSpec,
-    RabbitBus, RabbitSettings, Subscription, handle_events,
+    Binding, BusError, DELIVERY_EXCHANGE, EVENTS_EXCHANGE, EventBus, HandlerError, MemoryBus,
+    Message, Namespace, QueueSpec, RabbitBus, RabbitSettings, Subscription, handle_events,
 };
 use minute_events::{Envelope, SessionRevoked};
 use tokio::sync::RwLock;
@@ -224,6 +224,60 @@ async fn order_per_key_with_one_consumer(bus: Arc<dyn EventBus>) {
     }
 }
 
+/// A batch is delivered in batch order, across exchanges, and confirmed as a whole.
+async fn batch_keeps_order_and_confirms_all(bus: Arc<dyn EventBus>) {
+    bus.declare_queue(
+        queue("svc.q")
+            .bind(EVENTS_EXCHANGE, "k.#")
+            .bind(DELIVERY_EXCHANGE, "conv.#"),
+    )
+    .await
+    .expect("declare");
+    bus.publish_batch(Vec::new()).await.expect("an empty batch");
+    let batch: Vec<(String, Message)> = (0..300)
+        .map(|i| {
+            if i % 2 == 0 {
+                (EVENTS_EXCHANGE.to_owned(), msg("k.1", &i.to_string()))
+            } else {
+                (DELIVERY_EXCHANGE.to_owned(), msg("conv.c1", &i.to_string()))
+            }
+        })
+        .collect();
+    bus.publish_batch(batch).await.expect("all confirmed");
+    let mut sub = bus.consume("svc.q", 50).await.expect("consume");
+    for i in 0..300 {
+        let (body, d) = next_body(&mut sub).await;
+        assert_eq!(body, i.to_string(), "in batch order");
+        d.ack().await.expect("ack");
+    }
+    assert!(nothing_within(&mut sub, Duration::from_millis(300)).await);
+}
+
+/// Traced batches carry one producer span's context per message.
+async fn traced_batch_keeps_each_messages_trace(bus: Arc<dyn EventBus>) {
+    bus.declare_queue(queue("svc.q").bind(EVENTS_EXCHANGE, "k.#"))
+        .await
+        .expect("declare");
+    let tp = |i: u32| format!("00-{:032x}-b7ad6b7169203331-01", i + 1);
+    let batch = (0..3)
+        .map(|i| {
+            let mut m = msg("k.1", &i.to_string());
+            m.headers.insert("traceparent".into(), tp(i));
+            (EVENTS_EXCHANGE.to_owned(), m)
+        })
+        .collect();
+    minute_bus::trace::publish_batch_traced(bus.as_ref(), batch)
+        .await
+        .expect("confirmed");
+    let mut sub = bus.consume("svc.q", 10).await.expect("consume");
+    for i in 0..3 {
+        let (_, d) = next_body(&mut sub).await;
+        // No exporter in this test: each message keeps its own incoming context.
+        assert_eq!(d.headers.get("traceparent"), Some(&tp(i)));
+        d.ack().await.expect("ack");
+    }
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -260,6 +314,8 @@ conformance!(
     poison_goes_to_dlq_without_blocking,
     runtime_bind_and_unbind,
     order_per_key_with_one_consumer,
+    batch_keeps_order_and_confirms_all,
+    traced_batch_keeps_each_messages_trace,
 );
 
 async fn rabbit(stop: CancellationToken) -> RabbitBus {
@@ -269,6 +325,103 @@ async fn rabbit(stop: CancellationToken) -> RabbitBus {
     RabbitBus::connect(settings, stop, WAIT)
         .await
         .expect("RabbitMQ on 127.0.0.1:5672 (scripts/test starts it)")
+}
+
+/// A publish to a missing exchange makes RabbitMQ close the channel: the batch fails, and
+/// nothing from the failing message on is claimed confirmed or ever delivered.
+#[tokio::test]
+async fn rabbitmq_batch_failure_claims_only_a_confirmed_head() {
+    let _shared = BROKER.read().await;
+    let stop = CancellationToken::new();
+    let mut settings = RabbitSettings::new(minute_testkit::amqp_url());
+    settings.namespace = Namespace(minute_testkit::unique_namespace());
+    settings.publish_timeout = Duration::from_secs(2);
+    let bus = RabbitBus::connect(settings, stop.clone(), WAIT)
+        .await
+        .expect("RabbitMQ on 127.0.0.1:5672 (scripts/test starts it)");
+    bus.declare_queue(queue("svc.q").bind(EVENTS_EXCHANGE, "#"))
+        .await
+        .expect("declare");
+    let batch = vec![
+        (EVENTS_EXCHANGE.to_owned(), msg("k", "a")),
+        (EVENTS_EXCHANGE.to_owned(), msg("k", "b")),
+        ("minute.missing".to_owned(), msg("k", "lost")),
+        (EVENTS_EXCHANGE.to_owned(), msg("k", "after")),
+    ];
+    let e = bus
+        .publish_batch(batch)
+        .await
+        .expect_err("a missing exchange fails the batch");
+    assert!(e.confirmed <= 2, "claimed past the failure: {e}");
+    // What came before the failure is stored (at least once: retries may repeat it);
+    // what came after it never is.
+    let mut sub = bus.consume("svc.q", 50).await.expect("consume");
+    let mut got = BTreeSet::new();
+    while let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(700), sub.next()).await {
+        got.insert(String::from_utf8_lossy(&d.body).into_owned());
+        d.ack().await.expect("ack");
+    }
+    assert!(
+        !got.contains("after"),
+        "published after the failure: {got:?}"
+    );
+    if e.confirmed > 0 {
+        assert!(got.contains("a"), "confirmed but not stored: {got:?}");
+    }
+    // The channel is re-opened for the next publish.
+    bus.publish_batch(vec![(EVENTS_EXCHANGE.to_owned(), msg("k", "next"))])
+        .await
+        .expect("publishing works again");
+    stop.cancel();
+}
+
+/// The trait's default `publish_batch` (one publish at a time) stops at the first failure
+/// and counts only what came before it.
+#[tokio::test]
+async fn default_batch_stops_at_the_first_failure() {
+    struct RefusesKey(MemoryBus, &'static str);
+    #[async_trait::async_trait]
+    impl EventBus for RefusesKey {
+        async fn publish(&self, exchange: &str, message: Message) -> Result<(), BusError> {
+            if message.routing_key == self.1 {
+                return Err(BusError::Nacked);
+            }
+            self.0.publish(exchange, message).await
+        }
+        async fn declare_queue(&self, spec: QueueSpec) -> Result<(), BusError> {
+            self.0.declare_queue(spec).await
+        }
+        async fn bind(&self, queue: &str, binding: Binding) -> Result<(), BusError> {
+            self.0.bind(queue, binding).await
+        }
+        async fn unbind(&self, queue: &str, binding: Binding) -> Result<(), BusError> {
+            self.0.unbind(queue, binding).await
+        }
+        async fn consume(&self, queue: &str, prefetch: u16) -> Result<Subscription, BusError> {
+            self.0.consume(queue, prefetch).await
+        }
+        async fn delete_queue(&self, queue: &str) -> Result<(), BusError> {
+            self.0.delete_queue(queue).await
+        }
+        fn is_ready(&self) -> bool {
+            true
+        }
+    }
+    let bus = RefusesKey(MemoryBus::new(), "bad");
+    bus.declare_queue(queue("svc.q").bind(EVENTS_EXCHANGE, "#"))
+        .await
+        .expect("declare");
+    let batch = ["a", "bad", "c"]
+        .into_iter()
+        .map(|k| (EVENTS_EXCHANGE.to_owned(), msg(k, k)))
+        .collect();
+    let e = bus.publish_batch(batch).await.expect_err("refused");
+    assert_eq!(e.confirmed, 1);
+    let mut sub = bus.consume("svc.q", 10).await.expect("consume");
+    let (body, d) = next_body(&mut sub).await;
+    assert_eq!(body, "a");
+    d.ack().await.expect("ack");
+    assert!(nothing_within(&mut sub, Duration::from_millis(300)).await);
 }
 
 #[tokio::test]
