@@ -44,9 +44,11 @@ pub fn outbox_event<T: Event>(
 }
 
 /// Publishes what the outbox holds, with confirms, then marks it sent. Runs at start, every
-/// `interval`, and whenever a write wakes it. One relay per process publishes sequentially,
-/// so an event is published twice only when marking it sent failed after a confirm (or two
-/// replicas raced): consumers dedupe by event id.
+/// `interval`, and whenever a write wakes it. Each batch read from the outbox goes out as
+/// one bus batch (all confirms awaited together) and what was confirmed is marked sent in
+/// one store write. One relay per process, so an event is published twice only when a
+/// batch failed part-way or marking it sent failed after a confirm (or two replicas raced):
+/// consumers dedupe by event id.
 pub struct Relay {
     /// The outbox.
     pub store: Arc<dyn MessageStore>,
@@ -57,6 +59,9 @@ pub struct Relay {
     /// Polling interval.
     pub interval: Duration,
 }
+
+/// Outbox records read (and published) per batch; two bus messages per event.
+const RELAY_BATCH: i64 = 100;
 
 impl Relay {
     /// Runs until `stop` fires.
@@ -76,48 +81,72 @@ impl Relay {
         }
     }
 
-    /// Publishes everything pending; returns at the first failure (retried later).
+    /// Publishes everything pending; returns at the first failure (retried later), after
+    /// marking sent the items confirmed before it.
     pub async fn drain(&self) -> Result<usize, String> {
         let mut published = 0;
         loop {
-            let items = self.store.pending(100).await.map_err(|e| e.to_string())?;
+            let items = self
+                .store
+                .pending(RELAY_BATCH)
+                .await
+                .map_err(|e| e.to_string())?;
             record_outbox(&items);
             if items.is_empty() {
                 return Ok(published);
             }
-            for item in items {
-                self.publish(&item).await?;
+            let (confirmed, failure) = self.publish(&items).await;
+            let sent = &items[..confirmed];
+            if !sent.is_empty() {
                 self.store
-                    .mark_sent(&item)
+                    .mark_sent_many(sent)
                     .await
                     .map_err(|e| e.to_string())?;
-                published += item.events.len();
+                published += sent.iter().map(|i| i.events.len()).sum::<usize>();
+            }
+            if let Some(e) = failure {
+                return Err(e);
             }
         }
     }
 
-    async fn publish(&self, item: &OutboxItem) -> Result<(), String> {
+    /// Publishes `items` as one batch: how many items at the head were confirmed whole,
+    /// and the error that stopped the rest.
+    async fn publish(&self, items: &[OutboxItem]) -> (usize, Option<String>) {
         if cfg!(feature = "failpoints") {
-            let keys: Vec<&str> = item.events.iter().map(|e| &*e.routing_key).collect();
-            minute_bus::failpoint::hit("messaging.relay.before_publish", &keys.join(" "));
-        }
-        for e in &item.events {
-            for (exchange, key) in [
-                (EVENTS_EXCHANGE, &e.routing_key),
-                (DELIVERY_EXCHANGE, &e.delivery_key),
-            ] {
-                let msg = BusMessage {
-                    routing_key: key.clone(),
-                    body: e.body.clone().into_bytes(),
-                    message_id: Some(e.id.clone()),
-                    headers: EnvelopeMeta::of(e.body.as_bytes()).headers(),
-                };
-                minute_bus::trace::publish_traced(self.bus.as_ref(), exchange, msg)
-                    .await
-                    .map_err(|err| err.to_string())?;
+            for item in items {
+                let keys: Vec<&str> = item.events.iter().map(|e| &*e.routing_key).collect();
+                minute_bus::failpoint::hit("messaging.relay.before_publish", &keys.join(" "));
             }
         }
-        Ok(())
+        let mut batch = Vec::new();
+        // Where each item's messages end in the batch.
+        let mut ends = Vec::with_capacity(items.len());
+        for item in items {
+            for e in &item.events {
+                let headers = EnvelopeMeta::of(e.body.as_bytes()).headers();
+                for (exchange, key) in [
+                    (EVENTS_EXCHANGE, &e.routing_key),
+                    (DELIVERY_EXCHANGE, &e.delivery_key),
+                ] {
+                    let msg = BusMessage {
+                        routing_key: key.clone(),
+                        body: e.body.clone().into_bytes(),
+                        message_id: Some(e.id.clone()),
+                        headers: headers.clone(),
+                    };
+                    batch.push((exchange.to_owned(), msg));
+                }
+            }
+            ends.push(batch.len());
+        }
+        match minute_bus::trace::publish_batch_traced(self.bus.as_ref(), batch).await {
+            Ok(()) => (items.len(), None),
+            Err(e) => {
+                let whole = ends.iter().take_while(|&&end| end <= e.confirmed).count();
+                (whole, Some(e.to_string()))
+            }
+        }
     }
 }
 

@@ -517,6 +517,29 @@ impl MessageStore for SqliteStore {
         })
         .await
     }
+
+    async fn mark_sent_many(&self, items: &[OutboxItem]) -> Result<(), StoreError> {
+        let ns = items
+            .iter()
+            .map(|item| {
+                item.source
+                    .parse::<i64>()
+                    .map_err(|_| StoreError::Other(format!("bad outbox source {}", item.source)))
+            })
+            .collect::<Result<Vec<i64>, _>>()?;
+        // One transaction: one commit for the whole batch.
+        self.run(move |c| {
+            let tx = c.transaction()?;
+            {
+                let mut delete = tx.prepare_cached("DELETE FROM outbox WHERE n = ?1")?;
+                for n in ns {
+                    delete.execute(params![n])?;
+                }
+            }
+            tx.commit()
+        })
+        .await
+    }
 }
 
 #[async_trait]

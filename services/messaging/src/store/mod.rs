@@ -165,6 +165,13 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn pending(&self, limit: i64) -> Result<Vec<OutboxItem>, StoreError>;
     /// Marks `item`'s events published (events added since stay pending).
     async fn mark_sent(&self, item: &OutboxItem) -> Result<(), StoreError>;
+    /// [`MessageStore::mark_sent`] for several items, in as few writes as the adapter can.
+    async fn mark_sent_many(&self, items: &[OutboxItem]) -> Result<(), StoreError> {
+        for item in items {
+            self.mark_sent(item).await?;
+        }
+        Ok(())
+    }
 }
 
 /// A membership as the replica knows it.

@@ -743,15 +743,7 @@ impl MessageStore for MongoStore {
     }
 
     async fn mark_sent(&self, item: &OutboxItem) -> Result<(), StoreError> {
-        let (tag, id) = item
-            .source
-            .split_once(SEP)
-            .ok_or_else(|| StoreError::Other(format!("bad outbox source {}", item.source)))?;
-        let coll = if tag == "m" {
-            &self.messages
-        } else {
-            &self.receipts
-        };
+        let (coll, id) = self.outbox_holder(item)?;
         let done = coll
             .update_one(
                 doc! {"_id": id, "rev": item.rev},
@@ -768,6 +760,57 @@ impl MessageStore for MongoStore {
             .await?;
         }
         Ok(())
+    }
+
+    /// One `update_many` per collection for the items unchanged since they were read (the
+    /// usual case); when some changed, each item of that collection goes through
+    /// [`MessageStore::mark_sent`] (repeating it for the others is harmless: same result).
+    async fn mark_sent_many(&self, items: &[OutboxItem]) -> Result<(), StoreError> {
+        let mut by_coll: Vec<(&Collection<Document>, Vec<&OutboxItem>, Vec<Document>)> = Vec::new();
+        for item in items {
+            let (coll, id) = self.outbox_holder(item)?;
+            let unchanged = doc! {"_id": id, "rev": item.rev};
+            match by_coll.iter_mut().find(|(c, _, _)| std::ptr::eq(*c, coll)) {
+                Some((_, its, filters)) => {
+                    its.push(item);
+                    filters.push(unchanged);
+                }
+                None => by_coll.push((coll, vec![item], vec![unchanged])),
+            }
+        }
+        for (coll, its, filters) in by_coll {
+            let done = coll
+                .update_many(
+                    doc! {"$or": filters},
+                    doc! {"$set": {"outbox": [], "pending": false}},
+                )
+                .await?;
+            if done.matched_count < its.len() as u64 {
+                for item in its {
+                    self.mark_sent(item).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl MongoStore {
+    /// The collection and document id an outbox item was read from.
+    fn outbox_holder<'a>(
+        &self,
+        item: &'a OutboxItem,
+    ) -> Result<(&Collection<Document>, &'a str), StoreError> {
+        let (tag, id) = item
+            .source
+            .split_once(SEP)
+            .ok_or_else(|| StoreError::Other(format!("bad outbox source {}", item.source)))?;
+        let coll = if tag == "m" {
+            &self.messages
+        } else {
+            &self.receipts
+        };
+        Ok((coll, id))
     }
 }
 

@@ -265,9 +265,9 @@ async fn conformance(s: Stores) {
             .await
             .expect("late")
     );
-    for p in &pending {
-        m.mark_sent(p).await.expect("sent");
-    }
+    // All at once (one write where the adapter can), one of them changed since it was read.
+    m.mark_sent_many(&[]).await.expect("nothing to mark");
+    m.mark_sent_many(&pending).await.expect("sent");
     let rest = m.pending(1_000).await.expect("pending");
     let rest_ids: Vec<String> = rest
         .iter()
@@ -277,6 +277,17 @@ async fn conformance(s: Stores) {
     for p in &rest {
         m.mark_sent(p).await.expect("sent");
     }
+    assert!(m.pending(1_000).await.expect("pending").is_empty());
+    // Unchanged items of both kinds of record, marked together.
+    send(&s, "c-outbox", "alice", "k9", "one more").await;
+    assert!(
+        m.mark("c-outbox", "alice", MarkerKind::Read, 1, at, ev("r9"))
+            .await
+            .expect("mark")
+    );
+    let more = m.pending(1_000).await.expect("pending");
+    assert_eq!(more.iter().map(|p| p.events.len()).sum::<usize>(), 2);
+    m.mark_sent_many(&more).await.expect("sent");
     assert!(m.pending(1_000).await.expect("pending").is_empty());
 
     // Membership replica: newest version wins whatever the order; idempotent.
