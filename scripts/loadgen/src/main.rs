@@ -38,6 +38,9 @@ enum Command {
     },
     /// Runs one scenario against a running Minute and writes its part of the report.
     Run(scenario::RunArgs),
+    /// The delivery scenario against a peer, a Matrix homeserver running on loopback, so
+    /// Minute and the peer are measured side by side in one run.
+    PeerMatrix(scenario::peer::PeerArgs),
     /// Merges the parts in `--dir` into `report.json` and `report.md`.
     Report {
         /// Directory holding `<scenario>.json` parts; the reports are written beside them.
@@ -74,6 +77,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::BareServer { port } => bare::serve(port).await,
             Command::Run(args) => scenario::run(args).await,
+            Command::PeerMatrix(args) => scenario::peer::run(args).await,
             Command::Report {
                 dir,
                 out,

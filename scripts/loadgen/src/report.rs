@@ -21,6 +21,7 @@ pub(crate) fn write(
 ) -> anyhow::Result<()> {
     let order = [
         Scenario::Delivery,
+        Scenario::Peer,
         Scenario::Fanout,
         Scenario::Idle,
         Scenario::Gateway,
@@ -174,6 +175,7 @@ fn markdown(
         md,
         "\nRatios are measured / baseline: for latency and memory, how many times the floor; for throughput, the share of the baseline's rate.\n"
     );
+    side_by_side(&mut md, parts);
     for p in parts {
         match &p.variant {
             Some(v) => {
@@ -209,4 +211,115 @@ fn markdown(
         let _ = writeln!(md);
     }
     md
+}
+
+/// One delivery level as the parts store it (`delivery` and `peer-matrix` alike).
+fn level_cell(l: &serde_json::Value) -> String {
+    let ms = |k: &str| crate::stats::fmt_ms(l["latency"][k].as_f64().unwrap_or(f64::NAN));
+    let lost = l["sent"].as_u64().unwrap_or(0)
+        - l["received"]
+            .as_u64()
+            .unwrap_or(0)
+            .min(l["sent"].as_u64().unwrap_or(0));
+    let lost = if lost > 0 {
+        format!(", {lost} not delivered")
+    } else {
+        String::new()
+    };
+    if l["load"].as_str().unwrap_or("").starts_with("max") {
+        format!(
+            "{:.0} msg/s delivered (p99 {}{lost})",
+            l["delivered_rate"]
+                .as_f64()
+                .unwrap_or(f64::NAN)
+                .min(l["rate"].as_f64().unwrap_or(f64::NAN)),
+            ms("p99_ms")
+        )
+    } else {
+        format!("{} / {}{lost}", ms("p50_ms"), ms("p99_ms"))
+    }
+}
+
+/// When a run measured a peer: one table of delivery latency per load level, Minute's
+/// deployments, each peer and the bare echo floor in columns.
+fn side_by_side(md: &mut String, parts: &[Part]) {
+    if !parts.iter().any(|p| p.scenario == Scenario::Peer) {
+        return;
+    }
+    let mut columns: Vec<(String, &serde_json::Value)> = Vec::new();
+    let mut floor = None;
+    for p in parts {
+        let data = &p.outcome.data;
+        match p.scenario {
+            Scenario::Delivery => {
+                let label = match &p.variant {
+                    Some(v) => format!("minute ({v})"),
+                    None => "minute all-in-one".into(),
+                };
+                columns.push((label, &data["minute"]));
+                if floor.is_none() {
+                    floor = Some(("bare WebSocket echo (floor)".to_owned(), &data["baseline"]));
+                }
+            }
+            Scenario::Peer => {
+                let label = p.variant.clone().unwrap_or_else(|| "peer".into());
+                columns.push((format!("peer: {label}"), &data["levels"]));
+                if floor.is_none() && data["baseline"].as_array().is_some_and(|a| !a.is_empty()) {
+                    floor = Some(("bare WebSocket echo (floor)".to_owned(), &data["baseline"]));
+                }
+            }
+            _ => {}
+        }
+    }
+    columns.extend(floor);
+    let mut loads: Vec<String> = Vec::new();
+    for (_, levels) in &columns {
+        for l in levels.as_array().into_iter().flatten() {
+            let load = l["load"].as_str().unwrap_or("?");
+            let key = if load.starts_with("max") {
+                "max (closed loop)"
+            } else {
+                load
+            };
+            if !loads.iter().any(|x| x == key) {
+                loads.push(key.to_owned());
+            }
+        }
+    }
+    let _ = writeln!(
+        md,
+        "## Delivery side by side: Minute, its peers and the floor\n"
+    );
+    let _ = writeln!(
+        md,
+        "Send-to-receive latency p50 / p99 from the due time (open loop), or the max delivered rate (closed loop), each measured in this run; details in each scenario's section.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| load | {} |",
+        columns
+            .iter()
+            .map(|(c, _)| cell(c))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let _ = writeln!(md, "|---|{}", "---|".repeat(columns.len()));
+    for load in &loads {
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|(_, levels)| {
+                levels
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|l| {
+                        let x = l["load"].as_str().unwrap_or("");
+                        x == load || (load.starts_with("max") && x.starts_with("max"))
+                    })
+                    .map_or_else(|| "-".into(), level_cell)
+            })
+            .collect();
+        let _ = writeln!(md, "| {load} | {} |", cells.join(" | "));
+    }
+    let _ = writeln!(md);
 }

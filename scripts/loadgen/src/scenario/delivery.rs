@@ -21,47 +21,48 @@ use crate::bare::BareServer;
 use crate::stats::{Latency, Recorder, Schedule, fmt_ms, paced};
 use crate::ws::{self, Ws};
 
-const BODY: &str = "benchmark message: the quick brown fox jumps over the lazy dog 0123456789";
+pub(super) const BODY: &str =
+    "benchmark message: the quick brown fox jumps over the lazy dog 0123456789";
 /// Requests in flight at most (a client tier's connection pool); when all are busy the
 /// next send waits, and its latency still counts from its due time.
-const MAX_IN_FLIGHT: usize = 64;
+pub(super) const MAX_IN_FLIGHT: usize = 64;
 
 /// How one load level went.
 #[derive(Debug, Clone, serde::Serialize)]
-struct Level {
-    load: String,
-    path: &'static str,
-    sent: u64,
-    received: u64,
-    errors: u64,
-    seconds: f64,
+pub(super) struct Level {
+    pub(super) load: String,
+    pub(super) path: &'static str,
+    pub(super) sent: u64,
+    pub(super) received: u64,
+    pub(super) errors: u64,
+    pub(super) seconds: f64,
     /// Sends per second accepted.
-    rate: f64,
+    pub(super) rate: f64,
     /// Receipts per second, until the last arrival.
-    delivered_rate: f64,
+    pub(super) delivered_rate: f64,
     /// From the due time.
-    latency: Latency,
+    pub(super) latency: Latency,
     /// From the actual send.
-    from_send: Latency,
+    pub(super) from_send: Latency,
     /// `sendMessage` HTTP round trip (Minute only), from the due time.
-    send_ack: Option<Latency>,
+    pub(super) send_ack: Option<Latency>,
 }
 
 /// Per-phase slots the receivers record into: a message id `<phase>.<k>.<offset us>`
 /// names its phase and its due time relative to the phase's base instant.
-struct Phases {
-    base: Vec<Mutex<Instant>>,
+pub(super) struct Phases {
+    pub(super) base: Vec<Mutex<Instant>>,
     /// From the due time (what a user waits: coordinated-omission safe).
-    recorders: Vec<Recorder>,
+    pub(super) recorders: Vec<Recorder>,
     /// From the moment the request or frame actually left (service time).
-    from_send: Vec<Recorder>,
-    received: Vec<AtomicU64>,
+    pub(super) from_send: Vec<Recorder>,
+    pub(super) received: Vec<AtomicU64>,
     /// Latest arrival, in us after the phase's base instant.
     last_us: Vec<AtomicU64>,
 }
 
 impl Phases {
-    fn new(n: usize) -> Arc<Self> {
+    pub(super) fn new(n: usize) -> Arc<Self> {
         Arc::new(Self {
             base: (0..n).map(|_| Mutex::new(Instant::now())).collect(),
             recorders: (0..n).map(|_| Recorder::new()).collect(),
@@ -71,7 +72,7 @@ impl Phases {
         })
     }
 
-    async fn arrived(&self, id: &str, at: Instant) {
+    pub(super) async fn arrived(&self, id: &str, at: Instant) {
         let mut it = id.split('.');
         let (Some(phase), Some(_k), Some(due), Some(sent)) =
             (it.next(), it.next(), it.next(), it.next())
@@ -101,14 +102,14 @@ impl Phases {
     }
 
     /// Messages received per second, from the phase's start to the last arrival.
-    fn delivered_rate(&self, phase: usize) -> f64 {
+    pub(super) fn delivered_rate(&self, phase: usize) -> f64 {
         let span = self.last_us[phase].load(Ordering::Relaxed) as f64 / 1e6;
         self.received[phase].load(Ordering::Relaxed) as f64 / span.max(1e-9)
     }
 }
 
 /// `<phase>.<k>.<due offset us>.<actual send offset us>` (at most ~40 chars).
-fn message_id(phase: usize, k: u64, base: Instant, due: Instant) -> String {
+pub(super) fn message_id(phase: usize, k: u64, base: Instant, due: Instant) -> String {
     let now = Instant::now();
     format!(
         "{phase}.{k}.{}.{}",
@@ -175,28 +176,14 @@ pub(super) async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
     }
 
     // Baseline: the same schedules through a bare echo server.
-    let bare = BareServer::start()?;
-    let echo_phases = Phases::new(rates.len() + 2);
-    let mut sinks = Vec::new();
-    let mut echo_readers = Vec::new();
-    for _ in 0..pairs_n {
-        let socket = ws::open(&bare.url()).await?;
-        let (sink, stream) = socket.split();
-        sinks.push(Mutex::new(sink));
-        echo_readers.push(tokio::spawn(read_echo(stream, echo_phases.clone())));
-    }
-    let sinks = Arc::new(sinks);
-    open_loop_echo(&sinks, &echo_phases, 0, 50.0, args.secs(1.0, 0.2)).await?;
-    let mut echo_levels = Vec::new();
-    for (i, rate) in rates.iter().enumerate() {
-        eprintln!("[loadgen] delivery: bare echo at {rate} msg/s");
-        echo_levels.push(open_loop_echo(&sinks, &echo_phases, i + 1, *rate, duration).await?);
-    }
-    for r in echo_readers {
-        r.abort();
-    }
-    echo_levels.push(closed_loop_echo(&bare.url(), closed_workers, duration).await?);
-    drop(bare);
+    let echo_levels = echo_baseline(
+        pairs_n,
+        &rates,
+        args.secs(1.0, 0.2),
+        duration,
+        closed_workers,
+    )
+    .await?;
 
     Ok(outcome(
         args,
@@ -205,6 +192,40 @@ pub(super) async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
         pairs_n,
         closed_workers,
     ))
+}
+
+/// The physical floor: `rates` (after a warm-up) through a bare WebSocket echo server on
+/// loopback over `sockets` sockets, then a closed loop of `closed_workers` round trips.
+pub(super) async fn echo_baseline(
+    sockets: usize,
+    rates: &[f64],
+    warm_up: Duration,
+    duration: Duration,
+    closed_workers: usize,
+) -> anyhow::Result<Vec<Level>> {
+    let bare = BareServer::start()?;
+    let echo_phases = Phases::new(rates.len() + 2);
+    let mut sinks = Vec::new();
+    let mut echo_readers = Vec::new();
+    for _ in 0..sockets {
+        let socket = ws::open(&bare.url()).await?;
+        let (sink, stream) = socket.split();
+        sinks.push(Mutex::new(sink));
+        echo_readers.push(tokio::spawn(read_echo(stream, echo_phases.clone())));
+    }
+    let sinks = Arc::new(sinks);
+    open_loop_echo(&sinks, &echo_phases, 0, 50.0, warm_up).await?;
+    let mut echo_levels = Vec::new();
+    for (i, rate) in rates.iter().enumerate() {
+        eprintln!("[loadgen] bare echo at {rate} msg/s");
+        echo_levels.push(open_loop_echo(&sinks, &echo_phases, i + 1, *rate, duration).await?);
+    }
+    for r in echo_readers {
+        r.abort();
+    }
+    echo_levels.push(closed_loop_echo(&bare.url(), closed_workers, duration).await?);
+    drop(bare);
+    Ok(echo_levels)
 }
 
 async fn read_minute(mut socket: Ws, phases: Arc<Phases>) {
@@ -232,7 +253,7 @@ async fn read_echo(mut stream: SplitStream<Ws>, phases: Arc<Phases>) {
 }
 
 /// Waits until `phase` received `expected` messages or 10 s passed since the last send.
-async fn drain(phases: &Phases, phase: usize, expected: u64) {
+pub(super) async fn drain(phases: &Phases, phase: usize, expected: u64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while phases.received[phase].load(Ordering::Relaxed) < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -7,6 +7,7 @@ mod fanout;
 mod gateway;
 mod history;
 mod idle;
+pub(crate) mod peer;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -34,6 +35,9 @@ pub(crate) enum Scenario {
     Auth,
     /// `messages(limit: 50)` in a 100,000-message conversation.
     History,
+    /// `delivery` against a peer (a Matrix homeserver): `minute-loadgen peer-matrix`.
+    #[value(skip)]
+    Peer,
 }
 
 /// `minute-loadgen run`.
@@ -166,6 +170,9 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         Scenario::Gateway => gateway::run(&args).await,
         Scenario::Auth => auth::run(&args).await,
         Scenario::History => history::run(&args).await,
+        Scenario::Peer => Err(anyhow::anyhow!(
+            "the peer scenario runs as `minute-loadgen peer-matrix`"
+        )),
     }
     .with_context(|| format!("scenario {:?}", args.scenario))?;
     let mut outcome = outcome;
