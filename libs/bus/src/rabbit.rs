@@ -365,6 +365,14 @@ async fn supervise(inner: std::sync::Weak<Inner>) {
                             }
                         }
                         e = events.next() => match e {
+                            // lapin also reports here a channel the broker closed (a
+                            // soft error such as a passive declare of a missing queue);
+                            // that channel's owner re-opens it. Reconnecting for it
+                            // would re-declare exclusive queues still held by this
+                            // connection and fail with RESOURCE_LOCKED.
+                            Some(lapin::Event::Error(e)) if live.conn.status().connected() => {
+                                tracing::debug!(error = %e, "event bus channel closed by the broker");
+                            }
                             Some(lapin::Event::Error(e)) => {
                                 tracing::warn!(error = %e, "event bus connection lost");
                                 break;
@@ -386,6 +394,16 @@ async fn supervise(inner: std::sync::Weak<Inner>) {
                 if stop.is_cancelled() {
                     let _ = live.conn.close(200, ss("shutdown")).await;
                     return;
+                }
+                // A connection given up on while still open (a broker gone silent) is
+                // closed before the next one, so it releases its exclusive queues and
+                // consumers instead of holding them against the new connection.
+                if live.conn.status().connected() {
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(2),
+                        live.conn.close(320, ss("reconnecting")),
+                    )
+                    .await;
                 }
             }
             Err(e) => {

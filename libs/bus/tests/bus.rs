@@ -434,6 +434,41 @@ async fn rabbitmq_publish_fails_rather_than_lies_when_unreachable() {
     assert!(r.is_err(), "no broker: the publish must not report success");
 }
 
+/// A channel the broker closes (here: a binding to a missing exchange) is that channel's
+/// failure only: the connection, its exclusive queue and its consumer carry on. (Treating
+/// it as a lost connection once re-declared the exclusive queue on a new connection while
+/// the old one still held it: RESOURCE_LOCKED, and no publish for as long as it lasted.)
+#[tokio::test]
+async fn rabbitmq_a_closed_channel_keeps_the_connection() {
+    let _shared = BROKER.read().await;
+    let stop = CancellationToken::new();
+    let bus = rabbit(stop.clone()).await;
+    bus.declare_queue(QueueSpec::exclusive("watch").bind(EVENTS_EXCHANGE, "#"))
+        .await
+        .expect("declare");
+    let mut sub = bus.consume("watch", 10).await.expect("consume");
+    let refused = bus
+        .bind("watch", Binding::new("minute.missing", "#"))
+        .await;
+    assert!(refused.is_err(), "a missing exchange is refused");
+    for i in 0..3 {
+        let body = format!("after-{i}");
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            bus.publish(EVENTS_EXCHANGE, msg("k", &body)),
+        )
+        .await
+        .expect("the publish is not held up by a reconnect")
+        .expect("publish");
+        let (got, d) = next_body(&mut sub).await;
+        assert_eq!(got, body);
+        d.ack().await.expect("ack");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(bus.is_ready());
+    stop.cancel();
+}
+
 /// A broker restart in the middle of a stream of confirmed publishes: the bus reconnects,
 /// re-declares its topology, resumes its consumer, and every confirmed message arrives.
 #[tokio::test]
