@@ -221,6 +221,12 @@ fn level_cell(l: &serde_json::Value) -> String {
             .as_u64()
             .unwrap_or(0)
             .min(l["sent"].as_u64().unwrap_or(0));
+    let abandoned = l["load"]
+        .as_str()
+        .filter(|x| !x.starts_with("max"))
+        .and_then(|x| x.split_once(" ("))
+        .map(|(_, note)| format!(" ({note}"))
+        .unwrap_or_default();
     let lost = if lost > 0 {
         format!(", {lost} not delivered")
     } else {
@@ -236,7 +242,17 @@ fn level_cell(l: &serde_json::Value) -> String {
             ms("p99_ms")
         )
     } else {
-        format!("{} / {}{lost}", ms("p50_ms"), ms("p99_ms"))
+        format!("{} / {}{lost}{abandoned}", ms("p50_ms"), ms("p99_ms"))
+    }
+}
+
+/// The row a level belongs in: its rate (`200 msg/s`, without what a note in parentheses
+/// adds) or the closed loop.
+fn load_key(load: &str) -> String {
+    if load.starts_with("max") {
+        "max (closed loop)".into()
+    } else {
+        load.split(" (").next().unwrap_or(load).to_owned()
     }
 }
 
@@ -275,14 +291,9 @@ fn side_by_side(md: &mut String, parts: &[Part]) {
     let mut loads: Vec<String> = Vec::new();
     for (_, levels) in &columns {
         for l in levels.as_array().into_iter().flatten() {
-            let load = l["load"].as_str().unwrap_or("?");
-            let key = if load.starts_with("max") {
-                "max (closed loop)"
-            } else {
-                load
-            };
-            if !loads.iter().any(|x| x == key) {
-                loads.push(key.to_owned());
+            let key = load_key(l["load"].as_str().unwrap_or("?"));
+            if !loads.contains(&key) {
+                loads.push(key);
             }
         }
     }
@@ -312,10 +323,7 @@ fn side_by_side(md: &mut String, parts: &[Part]) {
                     .as_array()
                     .into_iter()
                     .flatten()
-                    .find(|l| {
-                        let x = l["load"].as_str().unwrap_or("");
-                        x == load || (load.starts_with("max") && x.starts_with("max"))
-                    })
+                    .find(|l| load_key(l["load"].as_str().unwrap_or("")) == *load)
                     .map_or_else(|| "-".into(), level_cell)
             })
             .collect();

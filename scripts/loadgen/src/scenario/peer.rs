@@ -28,6 +28,9 @@ use crate::stats::{self, Recorder, Schedule, fmt_ms, paced};
 
 /// The content field that carries the bench's message id (custom fields are kept as sent).
 const ID_FIELD: &str = "net.minute.bench_id";
+/// A send still not started this long after its due time is abandoned (counted, not sent):
+/// a peer that cannot keep up with a rate would otherwise stretch a 10 s level to minutes.
+const BACKLOG_LIMIT: Duration = Duration::from_secs(30);
 /// How long a receiver's `/sync` long poll may wait for news.
 const SYNC_TIMEOUT_MS: u64 = 30_000;
 /// The filter every receiver syncs with: only the timeline's messages, a large timeline
@@ -546,23 +549,30 @@ async fn open_loop(
     let acks = Recorder::new();
     let errors = Arc::new(AtomicU64::new(0));
     let ok = Arc::new(AtomicU64::new(0));
+    let abandoned = Arc::new(AtomicU64::new(0));
     let base = schedule.start;
-    let (pairs, m, acks2, errors2, ok2) = (
+    let (pairs, m, acks2, errors2, ok2, abandoned2) = (
         pairs.clone(),
         m.clone(),
         acks.clone(),
         errors.clone(),
         ok.clone(),
+        abandoned.clone(),
     );
     paced(schedule, n, MAX_IN_FLIGHT, move |k, due| {
-        let (m, pairs, acks, errors, ok) = (
+        let (m, pairs, acks, errors, ok, abandoned) = (
             m.clone(),
             pairs.clone(),
             acks2.clone(),
             errors2.clone(),
             ok2.clone(),
+            abandoned2.clone(),
         );
         async move {
+            if Instant::now().saturating_duration_since(due) > BACKLOG_LIMIT {
+                abandoned.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
             let pair = &pairs[(k as usize) % pairs.len()];
             let id = message_id(phase, k, base, due);
             match m.send(&pair.sender.token, &pair.room, &id).await {
@@ -584,8 +594,22 @@ async fn open_loop(
         .as_secs_f64();
     let sent = ok.load(Ordering::Relaxed);
     drain(phases, phase, sent).await;
+    let abandoned = abandoned.load(Ordering::Relaxed);
+    if abandoned > 0 {
+        eprintln!(
+            "[loadgen] peer: {abandoned} of {n} sends abandoned at {rate} msg/s (over {} s behind schedule)",
+            BACKLOG_LIMIT.as_secs()
+        );
+    }
+    let load = match abandoned {
+        0 => format!("{rate:.0} msg/s"),
+        a => format!(
+            "{rate:.0} msg/s ({a} of {n} sends abandoned, over {} s behind schedule)",
+            BACKLOG_LIMIT.as_secs()
+        ),
+    };
     Ok(level(
-        format!("{rate:.0} msg/s"),
+        load,
         phases,
         phase,
         sent,
@@ -806,7 +830,8 @@ fn outcome(
                 "A message counts when the /sync response carrying it arrived; a 'limited' timeline (the server returned fewer events than were new) is back-paginated with /messages as a client would, and its messages count when that page arrived. Receivers: {receiver_counts}."
             ),
             format!(
-                "Open-loop latency runs from the due time, at most {MAX_IN_FLIGHT} sends in flight (a send waiting for a slot still counts from its due time); the closed loop's from the actual send. The generator runs on the same 2 cores as the server."
+                "Open-loop latency runs from the due time, at most {MAX_IN_FLIGHT} sends in flight (a send waiting for a slot still counts from its due time); the closed loop's from the actual send. A send not started {} s after its due time is abandoned and named in the load column: the latencies of such a level cover only the messages sent, so they understate what the peer's users would wait. The generator runs on the same 2 cores as the server.",
+                BACKLOG_LIMIT.as_secs()
             ),
         ],
         data: json!({"peer": name, "levels": levels, "baseline": echo, "pairs": pairs, "receivers": receiver_counts}),
