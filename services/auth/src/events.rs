@@ -178,16 +178,31 @@ impl Relay {
             if batch.is_empty() {
                 return Ok(published);
             }
-            for event in batch {
-                self.reapply_revocation(&event).await?;
-                minute_bus::trace::publish_traced(
-                    self.bus.as_ref(),
-                    EVENTS_EXCHANGE,
-                    event.message(),
-                )
-                .await?;
+            // Each revocation is re-applied before its event is published: a failure stops
+            // the batch there.
+            let mut blocked = None;
+            let mut ready = batch.len();
+            for (i, event) in batch.iter().enumerate() {
+                if let Err(e) = self.reapply_revocation(event).await {
+                    (ready, blocked) = (i, Some(e));
+                    break;
+                }
+            }
+            let batch = &batch[..ready];
+            let messages = batch
+                .iter()
+                .map(|event| (EVENTS_EXCHANGE.to_owned(), event.message()))
+                .collect();
+            // One batch, its confirms awaited together; only its confirmed head is marked sent.
+            let sent = minute_bus::trace::publish_batch_traced(self.bus.as_ref(), messages).await;
+            let confirmed = sent.as_ref().map_or_else(|e| e.confirmed, |()| batch.len());
+            for event in &batch[..confirmed] {
                 self.store.mark_sent(&event.id).await?;
                 published += 1;
+            }
+            sent?;
+            if let Some(e) = blocked {
+                return Err(e);
             }
         }
     }

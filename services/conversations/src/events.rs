@@ -18,7 +18,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use minute_bus::{
     DELIVERY_EXCHANGE, EVENTS_EXCHANGE, EventBus, HandlerError, Message, QueueSpec, handle_events,
 };
@@ -152,9 +151,6 @@ pub struct Relay {
     interval: Duration,
 }
 
-/// Publishes of one event's deliveries in flight at once.
-const DELIVERY_CONCURRENCY: usize = 64;
-
 impl Relay {
     /// A relay over `store` and `bus`.
     pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>, interval: Duration) -> Self {
@@ -196,48 +192,48 @@ impl Relay {
             if batch.is_empty() {
                 return Ok(());
             }
-            let mut sent = Vec::with_capacity(batch.len());
+            // One bus batch for the whole outbox batch, its confirms awaited together; only
+            // events whose every publish is in the confirmed head are deleted.
+            let mut messages = Vec::new();
+            let mut ends = Vec::with_capacity(batch.len());
             for event in &batch {
-                if let Err(e) = self.publish(event).await {
-                    self.store.delete_outbox(&sent).await?;
-                    return Err(e);
-                }
-                sent.push(event.id.clone());
+                messages.extend(Self::messages(event));
+                ends.push(messages.len());
             }
+            let published =
+                minute_bus::trace::publish_batch_traced(self.bus.as_ref(), messages).await;
+            let confirmed = match &published {
+                Ok(()) => batch.len(),
+                Err(e) => ends.iter().take_while(|&&end| end <= e.confirmed).count(),
+            };
+            let sent: Vec<String> = batch[..confirmed].iter().map(|e| e.id.clone()).collect();
             self.store.delete_outbox(&sent).await?;
+            published?;
         }
     }
 
-    async fn publish(&self, event: &OutboxEvent) -> anyhow::Result<()> {
+    /// An event's publishes: to `minute.events` with its routing key, then to
+    /// `minute.delivery` with each of its delivery keys.
+    fn messages(event: &OutboxEvent) -> impl Iterator<Item = (String, Message)> + '_ {
         let mut headers = std::collections::BTreeMap::new();
         if let Some(tp) = &event.traceparent {
             headers.insert("traceparent".to_owned(), tp.clone());
         }
-        let message = |routing_key: &str| Message {
-            routing_key: routing_key.to_owned(),
-            body: event.body.clone().into_bytes(),
-            message_id: Some(event.id.clone()),
-            headers: headers.clone(),
+        let message = move |exchange: &str, routing_key: &str| {
+            let m = Message {
+                routing_key: routing_key.to_owned(),
+                body: event.body.clone().into_bytes(),
+                message_id: Some(event.id.clone()),
+                headers: headers.clone(),
+            };
+            (exchange.to_owned(), m)
         };
-        minute_bus::trace::publish_traced(
-            self.bus.as_ref(),
-            EVENTS_EXCHANGE,
-            message(&event.routing_key),
+        std::iter::once(message(EVENTS_EXCHANGE, &event.routing_key)).chain(
+            event
+                .delivery_keys
+                .iter()
+                .map(move |k| message(DELIVERY_EXCHANGE, k)),
         )
-        .await?;
-        let messages: Vec<Message> = event.delivery_keys.iter().map(|k| message(k)).collect();
-        let results: Vec<_> = futures_util::stream::iter(messages)
-            .map(|m| {
-                let bus = self.bus.clone();
-                async move {
-                    minute_bus::trace::publish_traced(bus.as_ref(), DELIVERY_EXCHANGE, m).await
-                }
-            })
-            .buffer_unordered(DELIVERY_CONCURRENCY)
-            .collect()
-            .await;
-        results.into_iter().collect::<Result<Vec<()>, _>>()?;
-        Ok(())
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! - Publishes `users.user.updated.v1` ([`UserUpdated`]) whenever a profile is created or
 //!   changes, through the outbox: the event is stored with the write, and [`run_relay`]
-//!   publishes it (confirmed) and marks it sent. The relay runs at start, every
+//!   publishes it (confirmed, a batch at a time) and marks it sent. The relay runs at start, every
 //!   `outbox_interval`, and as soon as a write wakes it.
 //! - Consumes `auth.account.registered.v1` from the durable queue `users.accounts`
 //!   ([`run_consumer`]), creating the profile; idempotent by event id (see
@@ -88,17 +88,28 @@ pub async fn relay_once(store: &dyn UserStore, bus: &dyn EventBus) -> anyhow::Re
         if batch.is_empty() {
             return Ok(sent);
         }
-        for p in &batch {
-            let message = Message {
-                routing_key: p.entry.routing_key.clone(),
-                body: p.entry.body.clone().into_bytes(),
-                message_id: Some(p.entry.id.clone()),
-                headers: minute_bus::EnvelopeMeta::of(p.entry.body.as_bytes()).headers(),
-            };
-            minute_bus::trace::publish_traced(bus, EVENTS_EXCHANGE, message).await?;
+        let messages = batch
+            .iter()
+            .map(|p| {
+                let message = Message {
+                    routing_key: p.entry.routing_key.clone(),
+                    body: p.entry.body.clone().into_bytes(),
+                    message_id: Some(p.entry.id.clone()),
+                    headers: minute_bus::EnvelopeMeta::of(p.entry.body.as_bytes()).headers(),
+                };
+                (EVENTS_EXCHANGE.to_owned(), message)
+            })
+            .collect();
+        // One batch, its confirms awaited together; only its confirmed head is marked sent.
+        let published = minute_bus::trace::publish_batch_traced(bus, messages).await;
+        let confirmed = published
+            .as_ref()
+            .map_or_else(|e| e.confirmed, |()| batch.len());
+        for p in &batch[..confirmed] {
             store.mark_sent(&p.user_id, &p.entry.id).await?;
             sent += 1;
         }
+        published?;
         if batch.len() < RELAY_BATCH {
             return Ok(sent);
         }
