@@ -10,11 +10,6 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, EncodingKey};
-use minute_kit::auth::{Claims, JwtKeys};
-use minute_kit::config::{Env, JwtSettings};
 use minute_testkit::ws::{Closed, WsMessage};
 use minute_testkit::{GraphqlClient, WsClient};
 use serde_json::{Value, json};
@@ -469,130 +464,6 @@ fn url_encode(s: &str) -> String {
         .collect()
 }
 
-fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// `header.payload` signed with HMAC-SHA256 under `secret`, whatever the header says.
-fn hmac_signed(header: &str, claims: &Claims, secret: &[u8]) -> String {
-    let payload = b64(&serde_json::to_vec(claims).expect("claims"));
-    let message = format!("{}.{payload}", b64(header.as_bytes()));
-    let signature = jsonwebtoken::crypto::sign(
-        message.as_bytes(),
-        &EncodingKey::from_secret(secret),
-        Algorithm::HS256,
-    )
-    .expect("sign");
-    format!("{message}.{signature}")
-}
-
-fn jwt_keys(secret: &str) -> JwtKeys {
-    JwtKeys::new(
-        &JwtSettings::from_env(&Env::from_pairs([("JWT_SECRET", secret)]), None).expect("settings"),
-    )
-}
-
-/// Every kind of bad access token of the Auth issue, made from a genuine one.
-fn forgeries(genuine: &str, refresh: &str) -> Vec<(&'static str, String)> {
-    let keys = jwt_keys(SECRET);
-    let claims = keys.verify(genuine).expect("the genuine token verifies");
-    let now = chrono_now();
-    let payload = genuine.split('.').nth(1).expect("payload").to_owned();
-    let mut flipped = genuine.to_owned();
-    let last = flipped.pop().expect("a char");
-    flipped.push(if last == 'A' { 'B' } else { 'A' });
-    let other = jwt_keys("a-completely-different-secret-key-32b");
-    vec![
-        (
-            "alg none",
-            format!("{}.{payload}.", b64(br#"{"alg":"none","typ":"JWT"}"#)),
-        ),
-        (
-            "alg none, signature kept",
-            format!(
-                "{}.{payload}.{}",
-                b64(br#"{"alg":"none"}"#),
-                genuine.split('.').nth(2).unwrap_or("")
-            ),
-        ),
-        ("wrong secret", other.sign(&claims)),
-        (
-            "RS256 header over an HMAC signature",
-            hmac_signed(r#"{"alg":"RS256","typ":"JWT"}"#, &claims, SECRET.as_bytes()),
-        ),
-        (
-            "HS512 header",
-            hmac_signed(r#"{"alg":"HS512","typ":"JWT"}"#, &claims, SECRET.as_bytes()),
-        ),
-        (
-            "expired",
-            keys.sign(&Claims {
-                iat: now - 3600,
-                nbf: now - 3600,
-                exp: now - 120,
-                ..claims.clone()
-            }),
-        ),
-        (
-            "not valid yet",
-            keys.sign(&Claims {
-                nbf: now + 600,
-                ..claims.clone()
-            }),
-        ),
-        (
-            "wrong iss",
-            keys.sign(&Claims {
-                iss: "evil".into(),
-                ..claims.clone()
-            }),
-        ),
-        (
-            "wrong aud",
-            keys.sign(&Claims {
-                aud: "elsewhere".into(),
-                ..claims.clone()
-            }),
-        ),
-        (
-            "typ refresh",
-            keys.sign(&Claims {
-                typ: "refresh".into(),
-                ..claims.clone()
-            }),
-        ),
-        ("another user's id with a wrong signature", {
-            let mut parts: Vec<String> = genuine.split('.').map(str::to_owned).collect();
-            parts[1] = b64(&serde_json::to_vec(&Claims {
-                sub: "someone-else".into(),
-                ..claims.clone()
-            })
-            .expect("json"));
-            parts.join(".")
-        }),
-        ("the refresh token", refresh.to_owned()),
-        ("truncated", genuine[..genuine.len() - 10].to_owned()),
-        (
-            "header and payload only",
-            genuine
-                .rsplit_once('.')
-                .map(|(hp, _)| hp.to_owned())
-                .unwrap_or_default(),
-        ),
-        ("flipped signature", flipped),
-        ("garbage", "not.a.jwt".into()),
-        ("not base64", "%%%.%%%.%%%".into()),
-        ("4 KiB of junk", "A".repeat(4096)),
-    ]
-}
-
-fn chrono_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs() as i64
-}
-
 /// A protected operation of each subgraph, through the gateway.
 const PROTECTED: [(&str, &str); 4] = [
     ("users", "{ me { id } }"),
@@ -637,7 +508,7 @@ async fn refused_everywhere(app: &App, what: &str, header: &str) {
 async fn forged_tokens_are_refused_by_every_subgraph_and_by_ws() {
     let app = app().await;
     let genuine = app.alice.token().expect("token").to_owned();
-    for (what, token) in forgeries(&genuine, &app.alice_refresh) {
+    for (what, token) in minute_testkit::jwt::forgeries(&genuine, &app.alice_refresh, SECRET) {
         refused_everywhere(&app, what, &format!("Bearer {token}")).await;
     }
     for (what, header) in [

@@ -10,6 +10,7 @@
 
 use std::process::Command;
 
+pub mod jwt;
 pub mod ws;
 pub use ws::WsClient;
 
