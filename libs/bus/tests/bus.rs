@@ -447,9 +447,7 @@ async fn rabbitmq_a_closed_channel_keeps_the_connection() {
         .await
         .expect("declare");
     let mut sub = bus.consume("watch", 10).await.expect("consume");
-    let refused = bus
-        .bind("watch", Binding::new("minute.missing", "#"))
-        .await;
+    let refused = bus.bind("watch", Binding::new("minute.missing", "#")).await;
     assert!(refused.is_err(), "a missing exchange is refused");
     for i in 0..3 {
         let body = format!("after-{i}");
