@@ -118,10 +118,19 @@ pub async fn publish_batch_traced(
         .iter_mut()
         .map(|(exchange, message)| producer_span(exchange, message))
         .collect();
+    let ids: Vec<Option<String>> = batch.iter().map(|(_, m)| m.message_id.clone()).collect();
     let result = bus.publish_batch(batch).await;
-    if let Err(e) = &result {
-        for span in spans.iter().skip(e.confirmed) {
-            span.in_scope(|| tracing::debug!(error = %e.error, "publish not confirmed"));
+    let confirmed = result
+        .as_ref()
+        .map_or_else(|e| e.confirmed, |()| spans.len());
+    // One line per message inside its own span, so the log carries each message's trace id.
+    for (i, (span, id)) in spans.iter().zip(&ids).enumerate() {
+        let id = id.as_deref().unwrap_or("");
+        match &result {
+            Err(e) if i >= confirmed => span.in_scope(
+                || tracing::debug!(message_id = id, error = %e.error, "publish not confirmed"),
+            ),
+            _ => span.in_scope(|| tracing::debug!(message_id = id, "published")),
         }
     }
     drop(spans);
