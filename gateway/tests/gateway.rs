@@ -49,18 +49,8 @@ async fn stack(extra: Vec<(&'static str, String)>) -> Stack {
     ];
     vars.extend(extra);
     let port = start_gateway(vars, stop.clone()).await;
-    let ready = minute_testkit::eventually(Duration::from_secs(30), || async move {
-        matches!(
-            minute_testkit::http_get(port, "/readyz").await,
-            Some((200, _))
-        )
-    })
-    .await;
-    assert!(
-        ready,
-        "gateway ready: {:?}",
-        minute_testkit::http_get(port, "/readyz").await
-    );
+    let ready = minute_testkit::until_ready(port, Duration::from_secs(30)).await;
+    assert!(ready.is_ok(), "gateway ready: {ready:?}");
     Stack {
         gateway: GraphqlClient::new(port),
         port,

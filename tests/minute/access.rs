@@ -459,7 +459,7 @@ fn about(e: &Value, conv: &str, users: &[&str]) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nobody_sees_a_conversation_they_are_not_in_through_any_operation() {
-    let w = world().await;
+    let mut w = world().await;
     let own_eve = w.eve.group("eve's own", &[&w.alice]).await;
     w.eve.send(&own_eve, "eve's own words").await;
     let own_carol = w.carol.group("carol's own", &[&w.eve]).await;
@@ -557,7 +557,7 @@ async fn nobody_sees_a_conversation_they_are_not_in_through_any_operation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_deliver_a_conversation_to_its_members_only_even_right_after_a_removal() {
-    let w = world().await;
+    let mut w = world().await;
     let direct = w.alice.direct(&w.bob).await;
     let own = w.carol.group("carol and eve", &[&w.eve]).await;
     let _ = own;

@@ -25,22 +25,13 @@ impl Minute {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("minute starts");
-        let ready = minute_testkit::eventually(Duration::from_secs(90), || async move {
-            matches!(
-                minute_testkit::http_get(port, "/readyz").await,
-                Some((200, _))
-            )
-        })
-        .await;
-        assert!(
-            ready,
-            "/readyz: {:?}",
-            minute_testkit::http_get(port, "/readyz").await
-        );
+        let ready = minute_testkit::until_ready(port, Duration::from_secs(90)).await;
+        assert!(ready.is_ok(), "/readyz: {ready:?}");
         Self { child }
     }
 
-    fn stop(mut self) {
+    /// SIGTERM, then waits up to 15 s for exit code 0.
+    pub(crate) fn stop(mut self) {
         minute_testkit::signal(self.child.id(), "TERM");
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {
@@ -57,6 +48,7 @@ impl Minute {
 impl Drop for Minute {
     fn drop(&mut self) {
         let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

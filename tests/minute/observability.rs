@@ -19,7 +19,9 @@ use std::time::Duration;
 use minute_testkit::{GraphqlClient, WsClient};
 use serde_json::{Value, json};
 
-const JWT_SECRET: &str = "observability-secret-0123456789-abcdefghij";
+use crate::all_in_one::Minute;
+use crate::stack::{SECRET as JWT_SECRET, Stack};
+
 const PASSWORD: &str = "tr0ub4dor&3-correct-horse";
 const NEW_PASSWORD: &str = "battery-staple-9-horse-correct";
 
@@ -81,149 +83,17 @@ impl Drop for Receiver {
     }
 }
 
-/// One `minute <role>` process, its output in a file.
-struct Role {
-    name: &'static str,
-    port: u16,
-    child: Child,
-}
-
-/// The product split into its roles on a RabbitMQ vhost of its own.
-struct Stack {
-    roles: Vec<Role>,
-    vhost: String,
-    dir: PathBuf,
-}
-
 const ROLES: [&str; 6] = crate::SPLIT_ROLES;
 
-impl Stack {
-    async fn start(extra: &[(&str, String)]) -> Self {
-        let dir = std::env::temp_dir().join(minute_testkit::unique("minute-obs"));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let vhost = minute_testkit::unique("t-obs");
-        minute_testkit::rabbitmqctl(&["add_vhost", &vhost]);
-        minute_testkit::rabbitmqctl(&["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"]);
-        let base = minute_testkit::amqp_url();
-        let amqp = format!("{}/{vhost}", &base[..base.rfind('/').expect("an AMQP URL")]);
-        let db = minute_testkit::unique_database("obs");
-        let ports: HashMap<&str, u16> = ROLES
-            .iter()
-            .map(|r| (*r, minute_testkit::free_port()))
-            .collect();
-        let url = |r: &str| format!("http://127.0.0.1:{}", ports[r]);
-        let mut stack = Self {
-            roles: Vec::new(),
-            vhost,
-            dir,
-        };
-        for name in ROLES {
-            let log = std::fs::File::create(stack.dir.join(format!("{name}.log"))).expect("log");
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_minute"));
-            cmd.arg(name)
-                .env_clear()
-                .env("PATH", std::env::var("PATH").unwrap_or_default())
-                .env("HOST", "127.0.0.1")
-                .env("PORT", ports[name].to_string())
-                .env("LOG_LEVEL", "info")
-                .env("REPLICA_ID", format!("{name}-{}", &stack.vhost[6..]))
-                .env("DATABASE_URL", minute_testkit::mongodb_uri())
-                .env(
-                    format!("{}_DATABASE_NAME", name.to_uppercase()),
-                    format!("{db}_{name}"),
-                )
-                .env("AMQP_URL", &amqp)
-                .env("REDIS_URL", minute_testkit::redis_url())
-                .env("JWT_SECRET", JWT_SECRET)
-                // Spans leave in small batches at once, not every 5 s.
-                .env("OTEL_BSP_SCHEDULE_DELAY", "200")
-                .stdout(log.try_clone().expect("log"))
-                .stderr(log);
-            // Every HTTP subgraph (realtime has none): the gateway composes them, and
-            // services ask each other when their replicas lag.
-            for s in ["auth", "users", "conversations", "messaging"] {
-                cmd.env(format!("{}_URL", s.to_uppercase()), url(s));
-            }
-            for (k, v) in extra {
-                cmd.env(k, v);
-            }
-            let child = cmd.spawn().expect("minute starts");
-            stack.roles.push(Role {
-                name,
-                port: ports[name],
-                child,
-            });
-        }
-        for role in &stack.roles {
-            let port = role.port;
-            let ready = minute_testkit::eventually(Duration::from_secs(120), || async move {
-                matches!(
-                    minute_testkit::http_get(port, "/readyz").await,
-                    Some((200, _))
-                )
-            })
-            .await;
-            assert!(
-                ready,
-                "{} not ready: {:?}\n{}",
-                role.name,
-                minute_testkit::http_get(port, "/readyz").await,
-                stack.output()
-            );
-        }
-        stack
-    }
-
-    fn port(&self, role: &str) -> u16 {
-        self.roles
-            .iter()
-            .find(|r| r.name == role)
-            .map(|r| r.port)
-            .expect("a role of the stack")
-    }
-
-    fn api(&self) -> GraphqlClient {
-        GraphqlClient::new(self.port("gateway"))
-    }
-
-    /// Everything every role wrote so far.
-    fn output(&self) -> String {
-        ROLES
-            .iter()
-            .map(|r| std::fs::read_to_string(self.dir.join(format!("{r}.log"))).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// Stops every role with SIGTERM (so telemetry is flushed) and waits for the exits.
-    fn stop(&mut self) {
-        for role in &self.roles {
-            minute_testkit::signal(role.child.id(), "TERM");
-        }
-        for role in &mut self.roles {
-            let deadline = std::time::Instant::now() + Duration::from_secs(20);
-            while role.child.try_wait().ok().flatten().is_none() {
-                if std::time::Instant::now() > deadline {
-                    let _ = role.child.kill();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        for role in &mut self.roles {
-            let _ = role.child.kill();
-            let _ = role.child.wait();
-        }
-        let _ = Command::new("rabbitmqctl")
-            .args(["-q", "delete_vhost", &self.vhost])
-            .output();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+/// The split stack logging at INFO and exporting spans in small batches at once (not every
+/// 5 s), with `extra` on top.
+async fn start_stack(extra: &[(&str, String)]) -> Stack {
+    let mut env = vec![
+        ("LOG_LEVEL", "info".to_owned()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "200".to_owned()),
+    ];
+    env.extend_from_slice(extra);
+    Stack::start_with(&env).await
 }
 
 const AUTH: &str = "accessToken refreshToken user { id }";
@@ -260,7 +130,7 @@ fn suffix() -> String {
 
 /// Alice and Bob in a direct conversation, Bob listening on `/ws`.
 async fn conversation(stack: &Stack) -> (User, WsClient, String) {
-    let api = stack.api();
+    let api = stack.api.clone();
     let s = suffix();
     let alice = register(&api, &format!("alice{s}")).await;
     let bob = register(&api, &format!("bob{s}")).await;
@@ -301,7 +171,7 @@ async fn one_send_message_is_one_trace_across_gateway_messaging_and_realtime() {
     let dir = std::env::temp_dir().join(minute_testkit::unique("otlp"));
     std::fs::create_dir_all(&dir).expect("dir");
     let receiver = Receiver::start(&dir);
-    let stack = Stack::start(&[("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())]).await;
+    let stack = start_stack(&[("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())]).await;
     let (alice, mut bob_ws, conv) = conversation(&stack).await;
 
     // The client starts the trace: its span is the root's parent.
@@ -495,7 +365,7 @@ fn metric(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]
 
 #[tokio::test]
 async fn every_role_serves_prometheus_metrics_that_move() {
-    let stack = Stack::start(&[("AUTH_LOGIN_FAILURES_PER_ACCOUNT", "2".to_owned())]).await;
+    let stack = start_stack(&[("AUTH_LOGIN_FAILURES_PER_ACCOUNT", "2".to_owned())]).await;
     let before: HashMap<&str, prometheus_parse::Scrape> = {
         let mut m = HashMap::new();
         for r in ROLES {
@@ -535,7 +405,7 @@ async fn every_role_serves_prometheus_metrics_that_move() {
         message_created(&mut bob_ws).await;
     }
     // Three wrong passwords: failures, then the per-account limit (2) refuses.
-    let api = stack.api();
+    let api = stack.api.clone();
     let login = "mutation Login($i: LoginInput!) { login(input: $i) { accessToken } }";
     let name = format!("nobody{}", suffix());
     for _ in 0..3 {
@@ -665,29 +535,11 @@ async fn every_role_serves_prometheus_metrics_that_move() {
 async fn all_in_one_serves_metrics_on_its_port() {
     let port = minute_testkit::free_port();
     let data = std::env::temp_dir().join(minute_testkit::unique("minute-obs-all"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_minute"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PORT", port.to_string())
-        .env("MINUTE_DATA_DIR", &data)
-        .env("LOG_LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("minute starts");
-    let ready = minute_testkit::eventually(Duration::from_secs(90), || async move {
-        matches!(
-            minute_testkit::http_get(port, "/readyz").await,
-            Some((200, _))
-        )
-    })
-    .await;
-    assert!(ready);
+    let minute = Minute::start(port, &[("MINUTE_DATA_DIR", data.display().to_string())]).await;
     let api = GraphqlClient::new(port);
     register(&api, &format!("carol{}", suffix())).await;
     let scrape = scrape(port).await;
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(minute);
     let _ = std::fs::remove_dir_all(data);
     assert!(metric(&scrape, "process_resident_memory_bytes", &[]) > 1e6);
     for (tier, operation) in [("gateway", "Register"), ("subgraph", "register")] {
@@ -711,13 +563,13 @@ async fn logs_and_spans_of_a_whole_auth_flow_hold_no_secret() {
     let dir = std::env::temp_dir().join(minute_testkit::unique("otlp"));
     std::fs::create_dir_all(&dir).expect("dir");
     let receiver = Receiver::start(&dir);
-    let mut stack = Stack::start(&[
+    let mut stack = start_stack(&[
         ("LOG_FORMAT", "json".to_owned()),
         ("LOG_LEVEL", "trace".to_owned()),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint()),
     ])
     .await;
-    let api = stack.api();
+    let api = stack.api.clone();
     let name = format!("dave{}", suffix());
     let dave = register(&api, &name).await;
     let mut secrets = vec![
@@ -806,7 +658,7 @@ async fn logs_and_spans_of_a_whole_auth_flow_hold_no_secret() {
     }
     // Lines inside a unit of work (here the relay's publish of auth's events) carry its
     // trace id, the one exported with its spans.
-    let auth_log = std::fs::read_to_string(stack.dir.join("auth.log")).unwrap_or_default();
+    let auth_log = stack.log("auth");
     let traced: Vec<Value> = auth_log
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

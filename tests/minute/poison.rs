@@ -132,7 +132,7 @@ async fn settle(stack: &Stack, what: &str, check: impl Fn(&Stack) -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_payloads_are_dead_lettered_in_every_queue_and_good_messages_flow_behind_them() {
-    let stack = Stack::start().await;
+    let mut stack = Stack::start().await;
     let stop = CancellationToken::new();
     let bus = RabbitBus::start(RabbitSettings::new(stack.amqp_url.clone()), stop.clone());
     let alice = stack.register("alice").await;
@@ -257,13 +257,8 @@ async fn poison_payloads_are_dead_lettered_in_every_queue_and_good_messages_flow
 
     // Every role is still up and ready.
     for role in crate::SPLIT_ROLES {
-        assert!(
-            matches!(
-                minute_testkit::http_get(stack.port(role), "/readyz").await,
-                Some((200, _))
-            ),
-            "{role} still ready"
-        );
+        let ready = minute_testkit::until_ready(stack.port(role), Duration::ZERO).await;
+        assert!(ready.is_ok(), "{role} still ready: {ready:?}");
     }
     let me = alice.api.raw("{ me { id } }", json!({})).await;
     assert!(code(&me).is_none(), "{me}");

@@ -3,7 +3,8 @@
 //! afterwards), Redis and the MongoDB-wire server (databases of their own). Tests reach the
 //! gateway's `/graphql`, realtime's `/ws` and each subgraph's own `/graphql` directly.
 
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use minute_testkit::GraphqlClient;
@@ -27,9 +28,12 @@ struct Role {
     child: Child,
 }
 
-/// A running split deployment; dropping it kills the processes and deletes the vhost.
+/// A running split deployment; dropping it kills the processes and deletes the vhost and
+/// the roles' logs.
 pub(crate) struct Stack {
     roles: Vec<Role>,
+    /// Each role's output, `<role>.log`.
+    dir: PathBuf,
     /// The RabbitMQ vhost of this stack.
     pub(crate) vhost: String,
     /// `AMQP_URL` of this stack.
@@ -41,6 +45,14 @@ pub(crate) struct Stack {
 impl Stack {
     /// Starts every role and waits until each one (and the gateway) is ready.
     pub(crate) async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Stack::start`] with `extra` variables set on every role after the defaults (so
+    /// they may override `LOG_LEVEL`, say).
+    pub(crate) async fn start_with(extra: &[(&str, String)]) -> Self {
+        let dir = std::env::temp_dir().join(minute_testkit::unique("minute-stack"));
+        std::fs::create_dir_all(&dir).expect("a temp dir for the roles' logs");
         let vhost = minute_testkit::unique("t-vhost");
         minute_testkit::rabbitmqctl(&["add_vhost", &vhost]);
         minute_testkit::rabbitmqctl(&["set_permissions", "-p", &vhost, "guest", ".*", ".*", ".*"]);
@@ -68,8 +80,10 @@ impl Stack {
                 env.push(((*var).into(), format!("http://127.0.0.1:{port}")));
             }
         }
+        env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         let mut stack = Self {
             roles: Vec::new(),
+            dir,
             vhost,
             amqp_url,
             api: GraphqlClient::new(0),
@@ -78,29 +92,53 @@ impl Stack {
             stack.spawn(name, *port, &env);
         }
         for role in &stack.roles {
-            wait_ready(role.name, role.port).await;
+            stack.wait_ready(role.name, role.port).await;
         }
         let gateway = minute_testkit::free_port();
         stack.spawn("gateway", gateway, &env);
-        wait_ready("gateway", gateway).await;
+        stack.wait_ready("gateway", gateway).await;
         stack.api = GraphqlClient::new(gateway);
         stack
     }
 
     fn spawn(&mut self, name: &'static str, port: u16, env: &[(String, String)]) {
+        let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).expect("a log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_minute"));
         cmd.arg(name)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("PORT", port.to_string())
             .env("REPLICA_ID", minute_testkit::unique(name))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stdout(log.try_clone().expect("a log"))
+            .stderr(log);
         for (k, v) in env {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("the minute binary starts");
         self.roles.push(Role { name, port, child });
+    }
+
+    async fn wait_ready(&self, name: &str, port: u16) {
+        let ready = minute_testkit::until_ready(port, Duration::from_secs(120)).await;
+        assert!(
+            ready.is_ok(),
+            "{name} not ready: {ready:?}\n{}",
+            self.output()
+        );
+    }
+
+    /// What one role wrote so far.
+    pub(crate) fn log(&self, role: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{role}.log"))).unwrap_or_default()
+    }
+
+    /// What every role wrote so far.
+    pub(crate) fn output(&self) -> String {
+        self.roles
+            .iter()
+            .map(|r| self.log(r.name))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// The port of a role (`auth`, ..., `realtime`, `gateway`).
@@ -162,28 +200,28 @@ impl Stack {
         })
     }
 
-    /// Sends SIGTERM to every role (the gateway first) and waits for them to exit 0.
-    pub(crate) fn stop(mut self) {
+    /// Sends SIGTERM to every role (the gateway first) and waits for them to exit 0 (a
+    /// graceful exit also flushes telemetry). The logs stay readable until the drop.
+    pub(crate) fn stop(&mut self) {
+        let mut failures = Vec::new();
         for role in self.roles.iter_mut().rev() {
             minute_testkit::signal(role.child.id(), "TERM");
             let deadline = std::time::Instant::now() + Duration::from_secs(15);
             loop {
                 if let Some(status) = role.child.try_wait().expect("wait") {
-                    assert!(
-                        status.success(),
-                        "{}: SIGTERM exits 0, got {status}",
-                        role.name
-                    );
+                    if !status.success() {
+                        failures.push(format!("{}: SIGTERM exits 0, got {status}", role.name));
+                    }
                     break;
                 }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "{} exits within 15 s",
-                    role.name
-                );
+                if std::time::Instant::now() > deadline {
+                    failures.push(format!("{} exits within 15 s", role.name));
+                    break;
+                }
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
+        assert!(failures.is_empty(), "{failures:?}\n{}", self.output());
     }
 }
 
@@ -196,22 +234,8 @@ impl Drop for Stack {
         let _ = Command::new("rabbitmqctl")
             .args(["-q", "delete_vhost", &self.vhost])
             .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-async fn wait_ready(name: &str, port: u16) {
-    let ready = minute_testkit::eventually(Duration::from_secs(90), || async move {
-        matches!(
-            minute_testkit::http_get(port, "/readyz").await,
-            Some((200, _))
-        )
-    })
-    .await;
-    assert!(
-        ready,
-        "{name} ready: {:?}",
-        minute_testkit::http_get(port, "/readyz").await
-    );
 }
 
 /// A registered user acting through the gateway.

@@ -117,6 +117,23 @@ pub async fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((status, r.text().await.unwrap_or_default()))
 }
 
+/// Waits up to `within` for `GET /readyz` on `port` to answer 200. `Err` holds the last
+/// answer (status and body, or `None` when nothing answered), for the failure message.
+pub async fn until_ready(
+    port: u16,
+    within: std::time::Duration,
+) -> Result<(), Option<(u16, String)>> {
+    let ready = eventually(within, || async move {
+        matches!(http_get(port, "/readyz").await, Some((200, _)))
+    })
+    .await;
+    if ready {
+        Ok(())
+    } else {
+        Err(http_get(port, "/readyz").await)
+    }
+}
+
 /// Sends `signal` (e.g. `TERM`, `KILL`, `STOP`, `CONT`) to a process.
 pub fn signal(pid: u32, signal: &str) {
     let ok = Command::new("kill")
