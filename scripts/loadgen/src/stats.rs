@@ -69,6 +69,11 @@ impl Latency {
             mean_ms: h.mean() / 1000.0,
         }
     }
+
+    /// `"<p50> / <p99>"`, as the report's tables and summary show a latency.
+    pub(crate) fn p50_p99(&self) -> String {
+        format!("{} / {}", fmt_ms(self.p50_ms), fmt_ms(self.p99_ms))
+    }
 }
 
 /// Formats milliseconds with a sensible number of digits.

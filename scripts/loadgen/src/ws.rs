@@ -137,3 +137,23 @@ pub(crate) async fn next_json(ws: &mut Ws, wait: Duration) -> anyhow::Result<Val
         }
     }
 }
+
+/// The `clientMessageId` of the next event on a socket subscribed with [`MESSAGES`], and
+/// when its frame arrived (taken before parsing); other frames are skipped. `None` when
+/// the socket ends.
+pub(crate) async fn next_message_id(ws: &mut Ws) -> Option<(String, tokio::time::Instant)> {
+    while let Some(Ok(m)) = ws.next().await {
+        let Message::Text(t) = m else { continue };
+        let at = tokio::time::Instant::now();
+        let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else {
+            continue;
+        };
+        if let Some(id) = v
+            .pointer("/payload/data/events/clientMessageId")
+            .and_then(Value::as_str)
+        {
+            return Some((id.to_owned(), at));
+        }
+    }
+    None
+}

@@ -12,7 +12,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use minute_auth::domain::hasher::{ITERATIONS, MEMORY_KIB, PARALLELISM};
 use serde_json::json;
 
-use super::{Outcome, Row, RunArgs, Table, closed_loop, open_loop, ratio};
+use super::{Loop, Outcome, Row, RunArgs, Table, closed_loop, open_loop, ratio};
 use crate::api::{Api, PASSWORD, run_tag};
 use crate::stats::fmt_ms;
 
@@ -105,23 +105,22 @@ pub(super) async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
         anyhow::bail!("no login succeeded");
     }
 
+    let row = |load: String, l: &Loop| {
+        vec![
+            load,
+            format!("{:.1}", l.per_second),
+            fmt_ms(l.latency.p50_ms),
+            fmt_ms(l.latency.p99_ms),
+            fmt_ms(l.latency.max_ms),
+            l.errors.to_string(),
+        ]
+    };
     let rows = vec![
-        vec![
-            format!("max, closed loop, {concurrency} clients"),
-            format!("{:.1}", max.per_second),
-            fmt_ms(max.latency.p50_ms),
-            fmt_ms(max.latency.p99_ms),
-            fmt_ms(max.latency.max_ms),
-            max.errors.to_string(),
-        ],
-        vec![
+        row(format!("max, closed loop, {concurrency} clients"), &max),
+        row(
             format!("{rate:.0} logins/s, open loop (latency from due time)"),
-            format!("{:.1}", under_load.per_second),
-            fmt_ms(under_load.latency.p50_ms),
-            fmt_ms(under_load.latency.p99_ms),
-            fmt_ms(under_load.latency.max_ms),
-            under_load.errors.to_string(),
-        ],
+            &under_load,
+        ),
         vec![
             format!("raw argon2id verify, {cores} threads (baseline)"),
             format!("{:.1}", raw.verifies_per_second),
@@ -148,11 +147,7 @@ pub(super) async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
             Row {
                 metric: format!("auth: login p50 / p99 at {rate:.0} logins/s (half of max)"),
                 goal: None,
-                measured: format!(
-                    "{} / {}",
-                    fmt_ms(under_load.latency.p50_ms),
-                    fmt_ms(under_load.latency.p99_ms)
-                ),
+                measured: under_load.latency.p50_p99(),
                 baseline: Some(format!(
                     "{} per raw verify",
                     fmt_ms(raw.ms_per_verify_one_thread)

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt, TryStreamExt};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{Outcome, Row, RunArgs, Table, ratio};
+use super::{Outcome, Row, RunArgs, Table};
 use crate::api::{Api, run_tag};
 use crate::bare::BareServer;
 use crate::stats::{Latency, Recorder, fmt_ms};
@@ -212,22 +212,12 @@ pub(super) async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
         baseline: format!(
             "a bare WebSocket server broadcasting one frame to {members} sockets on loopback"
         ),
-        summary: vec![Row {
-            metric: format!("fanout: last of {members} members has it, p50 / p99"),
-            goal: None,
-            measured: format!(
-                "{} / {}",
-                fmt_ms(minute.last_member.p50_ms),
-                fmt_ms(minute.last_member.p99_ms)
-            ),
-            baseline: Some(format!(
-                "{} / {} broadcast",
-                fmt_ms(baseline.last_member.p50_ms),
-                fmt_ms(baseline.last_member.p99_ms)
-            )),
-            ratio: ratio(minute.last_member.p99_ms, baseline.last_member.p99_ms),
-            goal_met: None,
-        }],
+        summary: vec![Row::p50_p99(
+            format!("fanout: last of {members} members has it, p50 / p99"),
+            &minute.last_member,
+            &baseline.last_member,
+            "broadcast",
+        )],
         tables: vec![Table {
             title: format!(
                 "Fan-out: {messages} messages, one at a time, to a group of {members} with every member online"
@@ -259,17 +249,7 @@ pub(super) async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
 }
 
 async fn read_minute(mut socket: Ws, tracker: Arc<Tracker>) {
-    while let Some(Ok(m)) = socket.next().await {
-        let Message::Text(t) = m else { continue };
-        let at = Instant::now();
-        let Ok(v) = serde_json::from_str::<Value>(t.as_str()) else {
-            continue;
-        };
-        if let Some(id) = v
-            .pointer("/payload/data/events/clientMessageId")
-            .and_then(Value::as_str)
-        {
-            tracker.arrived(id, at);
-        }
+    while let Some((id, at)) = ws::next_message_id(&mut socket).await {
+        tracker.arrived(&id, at);
     }
 }

@@ -232,16 +232,10 @@ pub(super) async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
     let rows = results
         .iter()
         .map(|m| {
-            vec![
-                m.query.to_owned(),
-                m.path.to_owned(),
-                m.run.concurrency.to_string(),
-                fmt_ms(m.run.latency.p50_ms),
-                fmt_ms(m.run.latency.p99_ms),
-                fmt_ms(m.run.latency.p999_ms),
-                format!("{:.0}", m.run.per_second),
-                m.run.errors.to_string(),
-            ]
+            [m.query.to_owned(), m.path.to_owned()]
+                .into_iter()
+                .chain(m.run.cells())
+                .collect()
         })
         .collect();
     Ok(Outcome {
@@ -252,9 +246,11 @@ pub(super) async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
                 "Gateway vs direct, closed loop, {} s each after a warm-up",
                 duration.as_secs_f64()
             ),
-            columns: ["query", "path", "concurrency", "p50", "p99", "p99.9", "req/s", "errors"]
+            columns: ["query", "path"]
+                .into_iter()
+                .chain(Loop::COLUMNS)
                 .map(String::from)
-                .to_vec(),
+                .collect(),
             rows,
         }],
         notes: vec![

@@ -196,16 +196,10 @@ pub(super) async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
     let rows = results
         .iter()
         .map(|m| {
-            vec![
-                m.conversation.clone(),
-                m.page.to_owned(),
-                m.run.concurrency.to_string(),
-                fmt_ms(m.run.latency.p50_ms),
-                fmt_ms(m.run.latency.p99_ms),
-                fmt_ms(m.run.latency.p999_ms),
-                format!("{:.0}", m.run.per_second),
-                m.run.errors.to_string(),
-            ]
+            [m.conversation.clone(), m.page.to_owned()]
+                .into_iter()
+                .chain(m.run.cells())
+                .collect()
         })
         .collect();
     Ok(Outcome {
@@ -216,18 +210,11 @@ pub(super) async fn run(args: &RunArgs) -> anyhow::Result<Outcome> {
                 "messages(limit: 50) through the gateway (conversation -> messaging), closed loop, {} s each",
                 duration.as_secs_f64()
             ),
-            columns: [
-                "conversation",
-                "page",
-                "concurrency",
-                "p50",
-                "p99",
-                "p99.9",
-                "req/s",
-                "errors",
-            ]
-            .map(String::from)
-            .to_vec(),
+            columns: ["conversation", "page"]
+                .into_iter()
+                .chain(Loop::COLUMNS)
+                .map(String::from)
+                .collect(),
             rows,
         }],
         notes: vec![format!(

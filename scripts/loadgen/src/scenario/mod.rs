@@ -9,7 +9,9 @@ mod history;
 mod idle;
 pub(crate) mod peer;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -118,6 +120,26 @@ pub(crate) struct Row {
     pub(crate) goal_met: Option<bool>,
 }
 
+impl Row {
+    /// p50 / p99 against the baseline's (named `baseline_what`), no goal; the ratio is of
+    /// the p99s.
+    pub(crate) fn p50_p99(
+        metric: String,
+        measured: &stats::Latency,
+        baseline: &stats::Latency,
+        baseline_what: &str,
+    ) -> Self {
+        Self {
+            metric,
+            goal: None,
+            measured: measured.p50_p99(),
+            baseline: Some(format!("{} {baseline_what}", baseline.p50_p99())),
+            ratio: ratio(measured.p99_ms, baseline.p99_ms),
+            goal_met: None,
+        }
+    }
+}
+
 /// A detail table.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Table {
@@ -154,9 +176,7 @@ pub(crate) struct Part {
 }
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let load_before = stats::load_average();
-    let t0 = std::time::Instant::now();
+    let started = Started::now();
     eprintln!(
         "[loadgen] {:?}{} against {}",
         args.scenario,
@@ -181,34 +201,77 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
             row.metric = row.metric.replacen(':', &format!(" ({v}):"), 1);
         }
     }
-    let part = Part {
-        scenario: args.scenario,
-        variant: args.variant.clone(),
-        system: args.system.clone(),
-        smoke: args.smoke,
-        started_at,
-        seconds: t0.elapsed().as_secs_f64(),
-        load_before,
-        load_after: stats::load_average(),
-        outcome,
-    };
-    for row in &part.outcome.summary {
-        eprintln!(
-            "[loadgen]   {}: {}{}",
-            row.metric,
-            row.measured,
-            row.baseline
-                .as_ref()
-                .map(|b| format!(" (baseline {b})"))
-                .unwrap_or_default()
-        );
+    started
+        .part(
+            args.scenario,
+            args.variant.clone(),
+            args.system.clone(),
+            args.smoke,
+            outcome,
+        )
+        .write(&args.out)
+}
+
+/// When a part's measurement started: the start of its [`Part`].
+pub(crate) struct Started {
+    at: String,
+    load: [f64; 3],
+    clock: std::time::Instant,
+}
+
+impl Started {
+    pub(crate) fn now() -> Self {
+        Self {
+            at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            load: stats::load_average(),
+            clock: std::time::Instant::now(),
+        }
     }
-    if let Some(dir) = args.out.parent() {
-        std::fs::create_dir_all(dir)?;
+
+    /// The part for `outcome`, its time and load taken now.
+    pub(crate) fn part(
+        self,
+        scenario: Scenario,
+        variant: Option<String>,
+        system: String,
+        smoke: bool,
+        outcome: Outcome,
+    ) -> Part {
+        Part {
+            scenario,
+            variant,
+            system,
+            smoke,
+            started_at: self.at,
+            seconds: self.clock.elapsed().as_secs_f64(),
+            load_before: self.load,
+            load_after: stats::load_average(),
+            outcome,
+        }
     }
-    std::fs::write(&args.out, serde_json::to_vec_pretty(&part)?)
-        .with_context(|| format!("write {}", args.out.display()))?;
-    Ok(())
+}
+
+impl Part {
+    /// Logs the summary rows and writes the part (JSON) to `out` for `report`.
+    pub(crate) fn write(&self, out: &Path) -> anyhow::Result<()> {
+        for row in &self.outcome.summary {
+            eprintln!(
+                "[loadgen]   {}: {}{}",
+                row.metric,
+                row.measured,
+                row.baseline
+                    .as_ref()
+                    .map(|b| format!(" (baseline {b})"))
+                    .unwrap_or_default()
+            );
+        }
+        if let Some(dir) = out.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(out, serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("write {}", out.display()))?;
+        Ok(())
+    }
 }
 
 /// `a / b`, or `None` when `b` is not positive.
@@ -227,6 +290,23 @@ pub(crate) struct Loop {
     pub(crate) latency: stats::Latency,
 }
 
+impl Loop {
+    /// The detail-table columns of [`Loop::cells`].
+    pub(crate) const COLUMNS: [&str; 6] = ["concurrency", "p50", "p99", "p99.9", "req/s", "errors"];
+
+    /// This loop's cells of a detail table, under [`Loop::COLUMNS`].
+    pub(crate) fn cells(&self) -> [String; 6] {
+        [
+            self.concurrency.to_string(),
+            stats::fmt_ms(self.latency.p50_ms),
+            stats::fmt_ms(self.latency.p99_ms),
+            stats::fmt_ms(self.latency.p999_ms),
+            format!("{:.0}", self.per_second),
+            self.errors.to_string(),
+        ]
+    }
+}
+
 /// `concurrency` workers each call `op(i)` back to back for `duration`; latency per call.
 /// (A closed loop: use it for throughput; its latency is measured from the actual call.)
 pub(crate) async fn closed_loop<F, Fut>(
@@ -238,8 +318,6 @@ where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
 {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU64, Ordering};
     let op = Arc::new(op);
     let recorder = stats::Recorder::new();
     let counter = Arc::new(AtomicU64::new(0));
@@ -305,8 +383,6 @@ where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
 {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU64, Ordering};
     let recorder = stats::Recorder::new();
     let errors = Arc::new(AtomicU64::new(0));
     let schedule = stats::Schedule::new(rate);

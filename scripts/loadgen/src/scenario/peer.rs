@@ -22,9 +22,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::delivery::{self, BODY, Level, MAX_IN_FLIGHT, Phases, drain, message_id};
-use super::{Outcome, Part, Row, Scenario, Table, ratio};
-use crate::stats::{self, Recorder, Schedule, fmt_ms, paced};
+use super::delivery::{self, BODY, Level, MAX_IN_FLIGHT, Phases, Target};
+use super::{Outcome, Scenario, Started, Table};
 
 /// The content field that carries the bench's message id (custom fields are kept as sent).
 const ID_FIELD: &str = "net.minute.bench_id";
@@ -258,6 +257,23 @@ struct Pair {
     room: String,
 }
 
+/// The peer: `PUT .../send/m.room.message/{txnId}`.
+struct Peer {
+    m: Matrix,
+    pairs: Vec<Pair>,
+}
+
+impl Target for Peer {
+    const PATH: &'static str = "peer";
+    const SEND: &'static str = "peer: send";
+    const BACKLOG_LIMIT: Option<Duration> = Some(BACKLOG_LIMIT);
+
+    async fn send(&self, i: usize, id: &str) -> anyhow::Result<()> {
+        let pair = &self.pairs[i % self.pairs.len()];
+        self.m.send(&pair.sender.token, &pair.room, id).await
+    }
+}
+
 /// What the receivers saw besides the messages.
 #[derive(Default)]
 struct ReceiverStats {
@@ -372,9 +388,7 @@ async fn back_paginate(
 }
 
 pub(crate) async fn run(args: PeerArgs) -> anyhow::Result<()> {
-    let started_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let load_before = stats::load_average();
-    let t0 = std::time::Instant::now();
+    let started = Started::now();
     eprintln!(
         "[loadgen] peer-matrix{} against {} ({})",
         if args.smoke { " (smoke)" } else { "" },
@@ -382,34 +396,15 @@ pub(crate) async fn run(args: PeerArgs) -> anyhow::Result<()> {
         args.name
     );
     let outcome = measure(&args).await.context("peer-matrix")?;
-    let part = Part {
-        scenario: Scenario::Peer,
-        variant: Some(args.name.clone()),
-        system: args.system.clone(),
-        smoke: args.smoke,
-        started_at,
-        seconds: t0.elapsed().as_secs_f64(),
-        load_before,
-        load_after: stats::load_average(),
-        outcome,
-    };
-    for row in &part.outcome.summary {
-        eprintln!(
-            "[loadgen]   {}: {}{}",
-            row.metric,
-            row.measured,
-            row.baseline
-                .as_ref()
-                .map(|b| format!(" (baseline {b})"))
-                .unwrap_or_default()
-        );
-    }
-    if let Some(dir) = args.out.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&args.out, serde_json::to_vec_pretty(&part)?)
-        .with_context(|| format!("write {}", args.out.display()))?;
-    Ok(())
+    started
+        .part(
+            Scenario::Peer,
+            Some(args.name.clone()),
+            args.system.clone(),
+            args.smoke,
+            outcome,
+        )
+        .write(&args.out)
 }
 
 async fn measure(args: &PeerArgs) -> anyhow::Result<Outcome> {
@@ -451,7 +446,10 @@ async fn measure(args: &PeerArgs) -> anyhow::Result<Outcome> {
             room,
         });
     }
-    let pairs = Arc::new(pairs);
+    let peer = Arc::new(Peer {
+        m: m.clone(),
+        pairs,
+    });
     let phases = Phases::new(rates.len() + 2);
     let counts = Arc::new(ReceiverStats::default());
     let mut readers = Vec::new();
@@ -467,34 +465,20 @@ async fn measure(args: &PeerArgs) -> anyhow::Result<Outcome> {
 
     let mut levels = Vec::new();
     // Warm-up (not reported), as in `delivery`.
-    open_loop(
-        &m,
-        &pairs,
-        &phases,
-        0,
-        50.0,
-        Duration::from_secs_f64(args.pick(2.0, 0.3)),
-    )
-    .await?;
+    let warm_up = Duration::from_secs_f64(args.pick(2.0, 0.3));
+    delivery::open_loop(&peer, &phases, 0, 50.0, warm_up).await?;
     for (i, rate) in rates.iter().enumerate() {
         eprintln!("[loadgen] peer: {} at {rate} msg/s", args.name);
-        levels.push(open_loop(&m, &pairs, &phases, i + 1, *rate, duration).await?);
+        levels.push(delivery::open_loop(&peer, &phases, i + 1, *rate, duration).await?);
     }
     if closed_workers > 0 {
         eprintln!(
             "[loadgen] peer: {} closed loop, {closed_workers} senders",
             args.name
         );
+        let max_phase = rates.len() + 1;
         levels.push(
-            closed_loop(
-                &m,
-                &pairs,
-                &phases,
-                rates.len() + 1,
-                closed_workers,
-                duration,
-            )
-            .await?,
+            delivery::closed_loop(&peer, &phases, max_phase, closed_workers, duration).await?,
         );
     }
     for r in readers {
@@ -535,176 +519,6 @@ async fn measure(args: &PeerArgs) -> anyhow::Result<Outcome> {
     ))
 }
 
-async fn open_loop(
-    m: &Matrix,
-    pairs: &Arc<Vec<Pair>>,
-    phases: &Arc<Phases>,
-    phase: usize,
-    rate: f64,
-    duration: Duration,
-) -> anyhow::Result<Level> {
-    let schedule = Schedule::new(rate);
-    *phases.base[phase].lock().await = schedule.start;
-    let n = schedule.count(duration);
-    let acks = Recorder::new();
-    let errors = Arc::new(AtomicU64::new(0));
-    let ok = Arc::new(AtomicU64::new(0));
-    let abandoned = Arc::new(AtomicU64::new(0));
-    let base = schedule.start;
-    let (pairs, m, acks2, errors2, ok2, abandoned2) = (
-        pairs.clone(),
-        m.clone(),
-        acks.clone(),
-        errors.clone(),
-        ok.clone(),
-        abandoned.clone(),
-    );
-    paced(schedule, n, MAX_IN_FLIGHT, move |k, due| {
-        let (m, pairs, acks, errors, ok, abandoned) = (
-            m.clone(),
-            pairs.clone(),
-            acks2.clone(),
-            errors2.clone(),
-            ok2.clone(),
-            abandoned2.clone(),
-        );
-        async move {
-            if Instant::now().saturating_duration_since(due) > BACKLOG_LIMIT {
-                abandoned.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            let pair = &pairs[(k as usize) % pairs.len()];
-            let id = message_id(phase, k, base, due);
-            match m.send(&pair.sender.token, &pair.room, &id).await {
-                Ok(()) => {
-                    acks.record_since(due);
-                    ok.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    if errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                        eprintln!("[loadgen] peer: send failed: {e:#}");
-                    }
-                }
-            }
-        }
-    })
-    .await?;
-    let seconds = Instant::now()
-        .saturating_duration_since(schedule.start)
-        .as_secs_f64();
-    let sent = ok.load(Ordering::Relaxed);
-    drain(phases, phase, sent).await;
-    let abandoned = abandoned.load(Ordering::Relaxed);
-    if abandoned > 0 {
-        eprintln!(
-            "[loadgen] peer: {abandoned} of {n} sends abandoned at {rate} msg/s (over {} s behind schedule)",
-            BACKLOG_LIMIT.as_secs()
-        );
-    }
-    let load = match abandoned {
-        0 => format!("{rate:.0} msg/s"),
-        a => format!(
-            "{rate:.0} msg/s ({a} of {n} sends abandoned, over {} s behind schedule)",
-            BACKLOG_LIMIT.as_secs()
-        ),
-    };
-    Ok(level(
-        load,
-        phases,
-        phase,
-        sent,
-        errors.load(Ordering::Relaxed),
-        seconds,
-        &acks,
-    ))
-}
-
-async fn closed_loop(
-    m: &Matrix,
-    pairs: &Arc<Vec<Pair>>,
-    phases: &Arc<Phases>,
-    phase: usize,
-    workers: usize,
-    duration: Duration,
-) -> anyhow::Result<Level> {
-    let base = Instant::now();
-    *phases.base[phase].lock().await = base;
-    let end = base + duration;
-    let acks = Recorder::new();
-    let errors = Arc::new(AtomicU64::new(0));
-    let counter = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for w in 0..workers {
-        let (m, pairs, acks, errors, counter) = (
-            m.clone(),
-            pairs.clone(),
-            acks.clone(),
-            errors.clone(),
-            counter.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut ok = 0_u64;
-            let pair = &pairs[w % pairs.len()];
-            while Instant::now() < end {
-                let k = counter.fetch_add(1, Ordering::Relaxed);
-                let start = Instant::now();
-                let id = message_id(phase, k, base, start);
-                match m.send(&pair.sender.token, &pair.room, &id).await {
-                    Ok(()) => {
-                        acks.record_since(start);
-                        ok += 1;
-                    }
-                    Err(e) => {
-                        if errors.fetch_add(1, Ordering::Relaxed) == 0 {
-                            eprintln!("[loadgen] peer: send failed: {e:#}");
-                        }
-                    }
-                }
-            }
-            ok
-        }));
-    }
-    let mut sent = 0;
-    for t in tasks {
-        sent += t.await?;
-    }
-    let seconds = base.elapsed().as_secs_f64();
-    drain(phases, phase, sent).await;
-    Ok(level(
-        format!("max (closed loop, {workers} senders)"),
-        phases,
-        phase,
-        sent,
-        errors.load(Ordering::Relaxed),
-        seconds,
-        &acks,
-    ))
-}
-
-fn level(
-    load: String,
-    phases: &Phases,
-    phase: usize,
-    sent: u64,
-    errors: u64,
-    seconds: f64,
-    acks: &Recorder,
-) -> Level {
-    Level {
-        load,
-        path: "peer",
-        sent,
-        received: phases.received[phase].load(Ordering::Relaxed),
-        errors,
-        seconds,
-        rate: sent as f64 / seconds.max(1e-9),
-        delivered_rate: phases.delivered_rate(phase),
-        latency: phases.recorders[phase].summary(),
-        from_send: phases.from_send[phase].summary(),
-        send_ack: Some(acks.summary()),
-    }
-}
-
 fn outcome(
     args: &PeerArgs,
     levels: &[Level],
@@ -714,112 +528,31 @@ fn outcome(
     receiver_counts: Value,
 ) -> Outcome {
     let name = &args.name;
-    let mut summary = Vec::new();
-    for (i, l) in levels.iter().enumerate() {
-        let e = echo.get(i);
-        if l.load.starts_with("max") {
-            summary.push(Row {
-                metric: format!("peer delivery: max msg/s ({workers} senders, closed loop)"),
-                goal: None,
-                measured: format!(
-                    "{:.0} msg/s sent, {:.0} delivered (p99 {})",
-                    l.rate,
-                    l.delivered_rate,
-                    fmt_ms(l.latency.p99_ms)
-                ),
-                baseline: e.map(|e| format!("{:.0} msg/s echo", e.rate)),
-                ratio: e.and_then(|e| ratio(l.delivered_rate.min(l.rate), e.rate)),
-                goal_met: None,
-            });
-        } else {
-            summary.push(Row {
-                metric: format!("peer delivery: send-to-receive p50 / p99 at {}", l.load),
-                goal: None,
-                measured: format!(
-                    "{} / {}{}",
-                    fmt_ms(l.latency.p50_ms),
-                    fmt_ms(l.latency.p99_ms),
-                    match l.sent.saturating_sub(l.received) {
-                        0 => String::new(),
-                        missing => format!(" ({missing} of {} not delivered)", l.sent),
-                    }
-                ),
-                baseline: e.map(|e| {
-                    format!(
-                        "{} / {} echo",
-                        fmt_ms(e.latency.p50_ms),
-                        fmt_ms(e.latency.p99_ms)
-                    )
-                }),
-                ratio: e.and_then(|e| ratio(l.latency.p99_ms, e.latency.p99_ms)),
-                goal_met: None,
-            });
-        }
-    }
-    let mut rows = Vec::new();
-    for l in levels.iter().chain(echo) {
-        let path = if l.path == "peer" {
-            name.clone()
-        } else {
-            l.path.to_owned()
-        };
-        rows.push(vec![
-            l.load.clone(),
-            path,
-            l.sent.to_string(),
-            match l.sent.saturating_sub(l.received) {
-                0 => l.received.to_string(),
-                missing => format!(
-                    "{} ({missing} not within 10 s of the last send)",
-                    l.received
-                ),
-            },
-            format!("{:.0} / {:.0}", l.rate, l.delivered_rate),
-            fmt_ms(l.latency.p50_ms),
-            fmt_ms(l.latency.p90_ms),
-            fmt_ms(l.latency.p99_ms),
-            fmt_ms(l.latency.p999_ms),
-            fmt_ms(l.latency.max_ms),
-            format!(
-                "{} / {}",
-                fmt_ms(l.from_send.p50_ms),
-                fmt_ms(l.from_send.p99_ms)
-            ),
-            l.send_ack
-                .map(|a| format!("{} / {}", fmt_ms(a.p50_ms), fmt_ms(a.p99_ms)))
-                .unwrap_or_else(|| "-".into()),
-            l.errors.to_string(),
-        ]);
-    }
+    let rows = levels
+        .iter()
+        .chain(echo)
+        .map(|l| {
+            let path = if l.path == "peer" {
+                name.clone()
+            } else {
+                l.path.to_owned()
+            };
+            delivery::level_row(l, path)
+        })
+        .collect();
     Outcome {
         baseline: if echo.is_empty() {
             "none in this part (--no-baseline): see the delivery scenario's bare echo".into()
         } else {
             "the same schedule through a bare WebSocket echo server on loopback (one hop, no application)".into()
         },
-        summary,
+        summary: delivery::summary("peer delivery", levels, echo, workers, true),
         tables: vec![Table {
             title: format!(
                 "Send-to-receive latency through {name}, {pairs} 1:1 pairs ({} s per level; open loop: latency from the due time)",
                 args.pick(args.seconds, 1.0)
             ),
-            columns: [
-                "load",
-                "path",
-                "sent",
-                "received",
-                "msg/s sent / delivered",
-                "p50",
-                "p90",
-                "p99",
-                "p99.9",
-                "max",
-                "from actual send p50 / p99",
-                "send (PUT) ack p50 / p99",
-                "errors",
-            ]
-            .map(String::from)
-            .to_vec(),
+            columns: delivery::level_columns("send (PUT) ack p50 / p99"),
             rows,
         }],
         notes: vec![
