@@ -39,6 +39,11 @@ pub const ACTIVITY_QUEUE: &str = "conversations.activity";
 /// Queue fed by `auth.account.registered.v1`.
 pub const USERS_QUEUE: &str = "conversations.users";
 
+/// Bus messages in one relay publish at most: an event is one message per delivery key
+/// plus one, so a burst of events on large groups is sent in several confirmed batches
+/// rather than one of unbounded size.
+const MAX_BUS_BATCH: usize = 1000;
+
 fn kind(k: Kind) -> minute_events::ConversationKind {
     match k {
         Kind::Direct => minute_events::ConversationKind::Direct,
@@ -192,24 +197,39 @@ impl Relay {
             if batch.is_empty() {
                 return Ok(());
             }
-            // One bus batch for the whole outbox batch, its confirms awaited together; only
-            // events whose every publish is in the confirmed head are deleted.
-            let mut messages = Vec::new();
-            let mut ends = Vec::with_capacity(batch.len());
-            for event in &batch {
-                messages.extend(Self::messages(event));
-                ends.push(messages.len());
+            let mut rest = &batch[..];
+            while !rest.is_empty() {
+                let taken = self.publish_head(rest).await?;
+                rest = &rest[taken..];
             }
-            let published =
-                minute_bus::trace::publish_batch_traced(self.bus.as_ref(), messages).await;
-            let confirmed = match &published {
-                Ok(()) => batch.len(),
-                Err(e) => ends.iter().take_while(|&&end| end <= e.confirmed).count(),
-            };
-            let sent: Vec<String> = batch[..confirmed].iter().map(|e| e.id.clone()).collect();
-            self.store.delete_outbox(&sent).await?;
-            published?;
         }
+    }
+
+    /// Publishes the head of `events` as one bus batch (its confirms awaited together) of
+    /// at most [`MAX_BUS_BATCH`] messages — always at least one event, however many
+    /// members it names — and deletes the events whose every publish is in the confirmed
+    /// head. Returns how many events it took.
+    async fn publish_head(&self, events: &[OutboxEvent]) -> anyhow::Result<usize> {
+        let mut messages = Vec::new();
+        let mut ends = Vec::new();
+        for event in events {
+            let size = 1 + event.delivery_keys.len();
+            if !ends.is_empty() && messages.len() + size > MAX_BUS_BATCH {
+                break;
+            }
+            messages.extend(Self::messages(event));
+            ends.push(messages.len());
+        }
+        let taken = ends.len();
+        let published = minute_bus::trace::publish_batch_traced(self.bus.as_ref(), messages).await;
+        let confirmed = match &published {
+            Ok(()) => taken,
+            Err(e) => ends.iter().take_while(|&&end| end <= e.confirmed).count(),
+        };
+        let sent: Vec<String> = events[..confirmed].iter().map(|e| e.id.clone()).collect();
+        self.store.delete_outbox(&sent).await?;
+        published?;
+        Ok(taken)
     }
 
     /// An event's publishes: to `minute.events` with its routing key, then to
@@ -302,4 +322,115 @@ async fn on_account_registered(store: &dyn Store, env: RawEnvelope) -> Result<()
         .await
         .map(|_| ())
         .map_err(|e| HandlerError::Retry(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Title, UserId, UserIds, rules};
+    use crate::store::embedded::EmbeddedStore;
+    use minute_bus::{BatchError, Binding, BusError, MemoryBus, Message, Subscription};
+    use std::sync::Mutex;
+
+    /// The in-process bus, recording the size of every batch published through it.
+    struct Recording {
+        inner: MemoryBus,
+        batches: Mutex<Vec<usize>>,
+    }
+
+    #[async_trait::async_trait]
+    impl EventBus for Recording {
+        async fn publish(&self, exchange: &str, message: Message) -> Result<(), BusError> {
+            self.inner.publish(exchange, message).await
+        }
+        async fn publish_batch(&self, batch: Vec<(String, Message)>) -> Result<(), BatchError> {
+            self.batches.lock().expect("lock").push(batch.len());
+            self.inner.publish_batch(batch).await
+        }
+        async fn declare_queue(&self, spec: QueueSpec) -> Result<(), BusError> {
+            self.inner.declare_queue(spec).await
+        }
+        async fn bind(&self, queue: &str, binding: Binding) -> Result<(), BusError> {
+            self.inner.bind(queue, binding).await
+        }
+        async fn unbind(&self, queue: &str, binding: Binding) -> Result<(), BusError> {
+            self.inner.unbind(queue, binding).await
+        }
+        async fn consume(&self, queue: &str, prefetch: u16) -> Result<Subscription, BusError> {
+            self.inner.consume(queue, prefetch).await
+        }
+        async fn delete_queue(&self, queue: &str) -> Result<(), BusError> {
+            self.inner.delete_queue(queue).await
+        }
+        fn is_ready(&self) -> bool {
+            self.inner.is_ready()
+        }
+    }
+
+    /// Events on large groups overflow one bus batch: the relay sends them in several,
+    /// in outbox order, and clears the outbox.
+    #[tokio::test]
+    async fn a_burst_larger_than_one_bus_batch_is_relayed_whole_and_in_order() {
+        let dir = std::env::temp_dir().join(minute_testkit::unique("conv-relay"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let store: Arc<dyn Store> =
+            Arc::new(EmbeddedStore::open(&dir.join("c.db")).expect("sqlite store"));
+        let recording = Arc::new(Recording {
+            inner: MemoryBus::new(),
+            batches: Mutex::new(Vec::new()),
+        });
+        let bus: Arc<dyn EventBus> = recording.clone();
+        bus.declare_queue(
+            QueueSpec::durable("seen")
+                .bind(EVENTS_EXCHANGE, "#")
+                .bind(DELIVERY_EXCHANGE, "#"),
+        )
+        .await
+        .expect("declare");
+        let owner = UserId::parse("owner").expect("id");
+        let new = rules::create_group(
+            &owner,
+            Title::parse("big").expect("title"),
+            UserIds::parse(&[], 10).expect("ids"),
+            10,
+            chrono::Utc::now(),
+        )
+        .expect("group");
+        // 5 events of 1 + 400 messages each: 2,005 messages, more than two bus batches.
+        let base = created(&new, None).remove(0);
+        let events: Vec<OutboxEvent> = (0..5)
+            .map(|i| OutboxEvent {
+                id: format!("{}-{i}", base.id),
+                delivery_keys: (0..400).map(|u| format!("user.{i}-{u}")).collect(),
+                ..base.clone()
+            })
+            .collect();
+        store.create(&new, &events).await.expect("stored");
+        let mut sub = bus.consume("seen", 4000).await.expect("consume");
+        Relay::new(store.clone(), bus.clone(), Duration::from_secs(60))
+            .drain()
+            .await
+            .expect("relayed");
+        assert!(store.pending_outbox(10).await.expect("outbox").is_empty());
+        let mut ids = Vec::new();
+        while let Ok(Some(d)) = tokio::time::timeout(Duration::from_millis(200), sub.next()).await {
+            ids.push(d.message_id.clone().expect("an id"));
+            d.ack().await.expect("ack");
+        }
+        assert_eq!(ids.len(), 5 * 401);
+        // Whole events per batch, never over the cap: 2 + 2 + 1 events.
+        assert_eq!(*recording.batches.lock().expect("lock"), [802, 802, 401]);
+        let order: Vec<&String> = events.iter().map(|e| &e.id).collect();
+        let mut seen: Vec<&String> = Vec::new();
+        for id in &ids {
+            if seen.last() != Some(&id) {
+                seen.push(id);
+            }
+        }
+        assert_eq!(
+            seen, order,
+            "each event's messages together, events in outbox order"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
