@@ -12,17 +12,6 @@ mod poison;
 mod readme;
 mod stack;
 
-/// Every command of the binary that runs something (`minute <role>`).
-pub(crate) const ROLES: [&str; 7] = [
-    "all",
-    "auth",
-    "users",
-    "conversations",
-    "messaging",
-    "realtime",
-    "gateway",
-];
-
 /// The roles of a split deployment, one process each.
 pub(crate) const SPLIT_ROLES: [&str; 6] = [
     "auth",
@@ -32,3 +21,15 @@ pub(crate) const SPLIT_ROLES: [&str; 6] = [
     "realtime",
     "gateway",
 ];
+
+/// Every command of the binary that runs something (`minute <role>`): `all` and the
+/// split roles.
+pub(crate) const ROLES: [&str; 7] = {
+    let mut roles = ["all"; 7];
+    let mut i = 0;
+    while i < SPLIT_ROLES.len() {
+        roles[i + 1] = SPLIT_ROLES[i];
+        i += 1;
+    }
+    roles
+};

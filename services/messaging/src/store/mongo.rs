@@ -4,9 +4,10 @@
 //! never takes a seq), a send inserts its message at the conversation's next seq; the
 //! unique `(conv, seq)` index lets exactly one sender have each seq, and a loser retries
 //! after the highest seq written. Within a process, sends to one conversation take their
-//! seqs one at a time (striped locks remembering the last seq), so only replicas collide. The insert itself takes the seq, so a process or database
-//! failure at any point leaves no gap (issue 12's fault test "messaging aborted between
-//! choosing a seq and the insert" found one with the earlier counter-then-insert scheme).
+//! seqs one at a time (striped locks remembering the last seq), so only replicas collide.
+//! The insert itself takes the seq, so a process or database failure at any point leaves
+//! no gap (issue 12's fault test "messaging aborted between choosing a seq and the insert"
+//! found one with the earlier counter-then-insert scheme).
 //! The per-conversation counter only follows the inserts (it is never ahead of the
 //! messages); a crash right after an insert leaves it, and `lastSeq`, one behind until that
 //! conversation's next send, whose first try collides and moves on.
